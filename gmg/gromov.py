@@ -80,7 +80,7 @@ def _scaling_steps(K, f, steps, a, tiny):
     for _ in range(steps):
         v = torch.bmm(Kt, u).clamp_min_(tiny).reciprocal_().mul_(a)
         u = torch.bmm(K, v).clamp_min_(tiny).reciprocal_().mul_(a)
-    return torch.log(u.squeeze(-1)), torch.log(v.squeeze(-1))
+    return u.squeeze(-1), v.squeeze(-1)
 
 def _log_steps(G, f, g, eps, steps, log_a):
     # the same iterations in the log domain: slower, but immune to underflow (tiny ε in float32)
@@ -89,30 +89,45 @@ def _log_steps(G, f, g, eps, steps, log_a):
         f = _recentre_rows(g, G, eps, log_a)
     return f, g
 
+def _recentred_kernel(g, G, eps, a):
+    # f such that every row of K = exp((f ⊕ g − G)/eps) sums to a = 1/n, and K itself, with one exp:
+    # with L = (g − G)/eps and m its row max, K = exp(L − m) · a / Σ_j exp(L − m)
+    L = (g.unsqueeze(-2) - G) / eps
+    m = L.amax(dim=-1, keepdim=True)
+    E = torch.exp(L - m)
+    s = E.sum(dim=-1, keepdim=True)
+    f = eps.squeeze(-1) * (math.log(a) - m - torch.log(s)).squeeze(-1)
+    return f, E * (a / s)
+
 def _sinkhorn(G, f, g, eps, *, max_iter: int, tol: float, check_every: int):
     n = G.shape[-1]
     log_a, a = -math.log(n), 1.0 / n
     tiny = torch.finfo(G.dtype).tiny
     # a kernel column whose sum is below this has (nearly) underflowed: scaling steps would lose precision
     safe = tiny ** 0.5
-    f = _recentre_rows(g, G, eps, log_a)
-    K = torch.exp(_log_kernel(f, g, G, eps))
-    col = K.sum(dim=-2)
-    done, log_domain = 0, bool(col.min() < safe)
+    f, K = _recentred_kernel(g, G, eps, a)
+    done, log_domain = 0, False
     while done < max_iter:
         steps = min(check_every, max_iter - done)
         if log_domain:
             f, g = _log_steps(G, f, g, eps, steps, log_a)
+            K = torch.exp(_log_kernel(f, g, G, eps))
         else:
-            log_u, log_v = _scaling_steps(K, f, steps, a, tiny)
-            f, g = f + eps.squeeze(-1) * log_u, g + eps.squeeze(-1) * log_v
+            u, v = _scaling_steps(K, f, steps, a, tiny)
+            # absorb the scalings: K ← diag(u) K diag(v) (no exp), potentials ← potentials + eps·log(scaling)
+            K = K * u.unsqueeze(-1) * v.unsqueeze(-2)
+            f, g = f + eps.squeeze(-1) * torch.log(u), g + eps.squeeze(-1) * torch.log(v)
         done += steps
-        K = torch.exp(_log_kernel(f, g, G, eps))
         col = K.sum(dim=-2)
         col_err, col_min = torch.stack(((col - a).abs().sum(dim=-1).max(), col.min())).tolist()  # one sync
+        if not log_domain and not (col_min >= safe and math.isfinite(col_err)):
+            # the scaling form lost precision (tiny ε): restart this projection in the log domain
+            log_domain = True
+            f, K = _recentred_kernel(g if math.isfinite(col_err) else torch.zeros_like(g), G, eps, a)
+            g = g if math.isfinite(col_err) else torch.zeros_like(g)
+            continue
         if col_err < tol:
             break
-        log_domain = log_domain or col_min < safe
     return K, f, g, done
 
 # %% ../nbs/01_gromov.ipynb #c011
@@ -165,8 +180,13 @@ def _entropic_gw(Cx, Cy, eps, *, max_iter, tol, init, sinkhorn_iter, sinkhorn_to
     if not bool((eps_t > 0).all()):
         raise ValueError(f"eps must be positive, got {eps}")
     eps_b = _per_batch(eps_t, batch, X.shape[0])
-    eps_now = eps_b if eps_start is None else torch.maximum(_per_batch(torch.as_tensor(
-        eps_start, dtype=X.dtype, device=X.device).detach(), batch, X.shape[0]), eps_b)
+    eps_now, anneal_steps = eps_b, 0
+    if eps_start is not None:
+        eps_now = torch.maximum(_per_batch(torch.as_tensor(eps_start, dtype=X.dtype, device=X.device).detach(),
+                                           batch, X.shape[0]), eps_b)
+        # number of ε-scaling steps until every batch member is at its target (one sync, before the loop)
+        ratio = float((eps_now / eps_b).max())
+        anneal_steps = max(0, math.ceil(math.log(ratio) / -math.log(eps_decay) - 1e-9)) if ratio > 1 else 0
     # the L1 marginal error cannot go below the rounding of n sums of n numbers: floor the tolerance there
     sinkhorn_tol = max(sinkhorn_tol, 32 * torch.finfo(X.dtype).eps)
     P = _initial_coupling(init, X.shape, X.dtype, X.device)
@@ -175,17 +195,16 @@ def _entropic_gw(Cx, Cy, eps, *, max_iter, tol, init, sinkhorn_iter, sinkhorn_to
     converged = torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
     total_sinkhorn = 0
     for step in range(1, max_iter + 1):
-        G = -2.0 * (X @ P @ Y)
+        G = -2.0 * torch.bmm(torch.bmm(X, P), Y)
         P_new, f, g, k = _sinkhorn(G, f, g, eps_now, max_iter=sinkhorn_iter, tol=sinkhorn_tol,
                                    check_every=check_every)
         total_sinkhorn += k
-        change = (P_new - P).abs().sum(dim=(-1, -2))
+        converged = (P_new - P).abs().sum(dim=(-1, -2)) < tol
         P = P_new
-        at_target = bool((eps_now <= eps_b).all())
-        converged = change < tol
-        if at_target and bool(converged.all()):   # one host sync per mirror-descent step
-            break
-        if not at_target:
+        if step > anneal_steps:
+            if bool(converged.all()):   # one host sync per mirror-descent step
+                break
+        else:
             eps_now = torch.maximum(eps_now * eps_decay, eps_b)
     P = round_to_coupling(P)
     return GWResult(coupling=P.reshape(*batch, n, n), value=gw_energy(X, Y, P).reshape(batch),
