@@ -6,6 +6,7 @@ Modules:
 - `gmg.datasets`: Procedural renderers with the exact factor grids of dSprites, Shapes3D, SmallNORB and Cars3D, and loaders for their official files.
 - `gmg.gap`: Distortion (DST) and the Gromov-Monge gap (GMG) of a map on a batch: differentiable, batched, with the envelope-theorem gradient and the ε rule of the paper.
 - `gmg.gromov`: Entropic GW between two uniform point clouds given by their cost matrices: mirror descent whose steps are warm-started, stabilized Sinkhorn projections; batched, differentiable-friendly, on the inputs' device.
+- `gmg.maps`: Fitting a map T: R³ → R² between point clouds with a debiased Sinkhorn divergence plus λ·{nothing, DST, GMG}: the toy experiment of the paper (Figure 2), as a library.
 - `gmg.metrics`: DCI, MIG, SAP, the FactorVAE and BetaVAE scores, modularity and explicitness, computed from their definitions with disentanglement_lib's conventions and defaults, plus `evaluate`, which samples a ground-truth dataset, encodes it and returns a flat dict ready for `metrics.json`.
 - `gmg.models`: Convolutional Gaussian encoder and Bernoulli deconvolutional decoder of the disentanglement literature, with the β-VAE, β-TCVAE and HFS (Hausdorff factorized support) losses.
 - `gmg.regularizers`: GMG and DST on the encoder or the decoder with costs L2², ScL2², Cos; a Jacobian (IRVAE-style) baseline; the decoder-free variant. One specification object selects them; the training loop adds λ times the term.
