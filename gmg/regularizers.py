@@ -14,8 +14,8 @@ from .gap import gromov_monge_gap, distortion
 from .models import VAE, VAEOutput
 
 # %% auto #0
-__all__ = ['REGULARIZERS', 'TARGETS', 'DECODER_LATENTS', 'JACOBIAN_MODES', 'RegularizerSpec', 'map_pair', 'jacobian_regularizer',
-           'regularizer_term', 'monitor_gmg', 'check_decoder_free']
+__all__ = ['REGULARIZERS', 'TARGETS', 'DECODER_LATENTS', 'JACOBIAN_MODES', 'check_choice', 'RegularizerSpec', 'map_pair',
+           'jacobian_regularizer', 'regularizer_term', 'monitor_gmg', 'check_decoder_free']
 
 # %% ../nbs/12_regularizers.ipynb #c003
 REGULARIZERS = ("none", "gmg", "dst", "jacobian")
@@ -23,7 +23,7 @@ TARGETS = ("encoder", "decoder")
 DECODER_LATENTS = ("posterior", "prior")
 JACOBIAN_MODES = ("isometry", "conformal")
 
-def _check_choice(what: str, value, choices: tuple) -> None:
+def check_choice(what: str, value, choices: tuple) -> None:
     if value not in choices:
         raise ValueError(f"unknown {what} {value!r}: expected one of {', '.join(map(str, choices))}")
 
@@ -41,11 +41,11 @@ class RegularizerSpec:
     sinkhorn_iter: int = 30        # Sinkhorn iterations per mirror-descent step (gmg.gap's sinkhorn_iter)
 
     def __post_init__(self):
-        _check_choice("regularizer", self.kind, REGULARIZERS)
-        _check_choice("regularizer target", self.target, TARGETS)
-        _check_choice("cost", self.cost, COST_KINDS)
-        _check_choice("decoder latents", self.latents, DECODER_LATENTS)
-        _check_choice("Jacobian mode", self.jacobian_mode, JACOBIAN_MODES)
+        check_choice("regularizer", self.kind, REGULARIZERS)
+        check_choice("regularizer target", self.target, TARGETS)
+        check_choice("cost", self.cost, COST_KINDS)
+        check_choice("decoder latents", self.latents, DECODER_LATENTS)
+        check_choice("Jacobian mode", self.jacobian_mode, JACOBIAN_MODES)
         if not self.eps0 > 0:
             raise ValueError(f"eps0 must be > 0, got {self.eps0}")
         for name in ("projections", "gw_max_iter", "sinkhorn_iter"):
@@ -69,7 +69,7 @@ def map_pair(spec: RegularizerSpec, model: VAE, x: torch.Tensor, out: VAEOutput,
 def jacobian_regularizer(decoder_mean, z: torch.Tensor, mode: str = "isometry", projections: int = 1,
                          generator: torch.Generator | None = None) -> torch.Tensor:
     "Relaxed isometry (or conformality) distortion of `decoder_mean: (n, d) -> (n, ...)` at codes `z: (n, d)`. Scalar ≥ 0 in expectation."
-    _check_choice("Jacobian mode", mode, JACOBIAN_MODES)
+    check_choice("Jacobian mode", mode, JACOBIAN_MODES)
     n, d = z.shape
     zz = z.detach().repeat(2 * projections, 1)                        # (2kn, d)
     # directions uniform on the sphere of radius √d: E[v vᵀ] = I as for Gaussians, but ‖Jv‖² is exact when G = cI

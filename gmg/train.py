@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from .costs import COST_KINDS
 from .models import BASE_MODELS, HFS_REDUCTIONS, VAE, vae_loss
-from .regularizers import (DECODER_LATENTS, JACOBIAN_MODES, REGULARIZERS, TARGETS, RegularizerSpec,
+from .regularizers import (check_choice, DECODER_LATENTS, JACOBIAN_MODES, REGULARIZERS, TARGETS, RegularizerSpec,
                               check_decoder_free, monitor_gmg, regularizer_term)
 
 # %% auto #0
@@ -30,9 +30,6 @@ SOURCES = ("procedural", "official")
 DEVICES = ("auto", "cpu", "cuda")
 RESUMABLE_CHANGES = ("steps", "checkpoint_every", "log_every", "device", "threads", "cache_dir")
 
-def _choice(what: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}: expected one of {', '.join(map(str, choices))}")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -67,11 +64,11 @@ class TrainConfig:
 
     def __post_init__(self):
         self._check_types()
-        _choice("dataset", self.dataset, DATASETS)
-        _choice("data source", self.source, SOURCES)
-        _choice("model", self.model, BASE_MODELS)
-        _choice("HFS reduction", self.hfs_reduction, HFS_REDUCTIONS)
-        _choice("device", self.device, DEVICES)
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("data source", self.source, SOURCES)
+        check_choice("model", self.model, BASE_MODELS)
+        check_choice("HFS reduction", self.hfs_reduction, HFS_REDUCTIONS)
+        check_choice("device", self.device, DEVICES)
         spec = self.regularizer_spec()   # validates regularizer, target, cost, latents, eps0
         for name, low in [("beta", 0.0), ("hfs_gamma", 0.0), ("lam", 0.0), ("seed", 0), ("threads", 0)]:
             if getattr(self, name) < low:
