@@ -91,14 +91,17 @@ def gromov_monge_gap_from_costs(Cx: torch.Tensor, Cy: torch.Tensor, eps0: float 
     sol = entropic_gw(Cx, Cy, eps, max_iter=max_iter, tol=tol, sinkhorn_iter=sinkhorn_iter,
                       sinkhorn_tol=sinkhorn_tol, check_finite=False, eps_start=eps_start)
     P = sol.coupling
-    gap = gap_from_coupling(Cx, Cy, P)
+    dst = distortion_from_costs(Cx, Cy)
+    energy = gw_energy(Cx, Cy, P.detach())        # differentiable in the costs, the plan held fixed
+    gap = dst - energy
     worse = gap.detach() < 0
     if guard_sign:
         # DST − E(I/n) is 0 in exact arithmetic (and so is its gradient): return an exact 0 there
         P = torch.where(worse[..., None, None], _identity_coupling(P), P)
+        energy = torch.where(worse, dst, energy)
         gap = gap * (~worse)
-    info = GapInfo(distortion=distortion_from_costs(Cx, Cy), gw=gw_energy(Cx.detach(), Cy.detach(), P), eps=eps,
-                   coupling=P, used_identity=worse & guard_sign, n_iter=sol.n_iter, converged=sol.converged)
+    info = GapInfo(distortion=dst, gw=energy.detach(), eps=eps, coupling=P, used_identity=worse & guard_sign,
+                   n_iter=sol.n_iter, converged=sol.converged)
     return gap, info
 
 def gromov_monge_gap(x: torch.Tensor, y: torch.Tensor, cost: str = "cosine", cost_y: str | None = None,
