@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds (steps split between them)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--pretrain", type=int, default=200, help="β-VAE steps before timing (shared start)")
+    ap.add_argument("--only", default="", help="comma-separated substrings: time only the matching rows (and β-VAE)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -62,7 +63,10 @@ def main():
                    ds.sample(args.batch, rng)[0].to(device), _Window(), False)
 
     runs = {}
+    wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     for name, extra in CONFIGS.items():
+        if wanted and name != "β-VAE" and not any(w in name for w in wanted):
+            continue
         cfg = TrainConfig(batch_size=args.batch, **extra)
         model = VAE(1, cfg.latent_dim).to(device)
         model.load_state_dict(start.state_dict())

@@ -73,14 +73,16 @@ def _recentre_rows(g, G, eps, log_a):
     # f such that every row of exp((f ⊕ g − G)/eps) sums to a_i = 1/n
     return eps.squeeze(-1) * (log_a - torch.logsumexp((g.unsqueeze(-2) - G) / eps, dim=-1))
 
-def _scaling_steps(K, f, steps, a, tiny):
-    # Sinkhorn in the scaling form on the absorbed kernel: two batched mat-vec products per iteration
-    Kt = K.transpose(-1, -2).contiguous()
-    u = torch.ones_like(f).unsqueeze(-1)            # column vectors: no reshapes inside the loop
+def _scaling_steps(Kn, Knt, w, steps):
+    # Sinkhorn in the scaling form on the row-normalized kernel Kn = n·K (rows sum to 1, so the marginals 1/n
+    # cancel): v = 1/(Knᵀu), u = 1/(Kn v) — two batched mat-vec products and two in-place reciprocals per
+    # iteration, nothing else. `w = Knᵀu` is carried so the column error can be read without a third product.
+    # A zero in a product gives an Inf that the caller's finiteness test catches (then: log domain).
     for _ in range(steps):
-        v = torch.bmm(Kt, u).clamp_min_(tiny).reciprocal_().mul_(a)
-        u = torch.bmm(K, v).clamp_min_(tiny).reciprocal_().mul_(a)
-    return u.squeeze(-1), v.squeeze(-1)
+        v = w.reciprocal_()
+        u = torch.bmm(Kn, v).reciprocal_()
+        w = torch.bmm(Knt, u)
+    return u, v, w
 
 def _log_steps(G, f, g, eps, steps, log_a):
     # the same iterations in the log domain: slower, but immune to underflow (tiny ε in float32)
@@ -89,46 +91,53 @@ def _log_steps(G, f, g, eps, steps, log_a):
         f = _recentre_rows(g, G, eps, log_a)
     return f, g
 
-def _recentred_kernel(g, G, eps, a):
-    # f such that every row of K = exp((f ⊕ g − G)/eps) sums to a = 1/n, and K itself, with one exp:
-    # with L = (g − G)/eps and m its row max, K = exp(L − m) · a / Σ_j exp(L − m)
-    L = (g.unsqueeze(-2) - G) / eps
-    m = L.amax(dim=-1, keepdim=True)
-    E = torch.exp(L - m)
-    s = E.sum(dim=-1, keepdim=True)
-    f = eps.squeeze(-1) * (math.log(a) - m - torch.log(s)).squeeze(-1)
-    return f, E * (a / s)
+def _recentred_kernel(g, H, eps):
+    # n·K for K = exp((f ⊕ g + 2H)/eps) with f such that every row of K sums to 1/n (G = −2H is the linearized
+    # cost), with one exp: with L = (g + 2H)/eps and m its row max, n·K = exp(L − m) / Σ_j exp(L − m).
+    # The row potential f itself is never needed: only g is carried between projections.
+    L = torch.add(g.unsqueeze(-2), H, alpha=2.0).div_(eps)
+    E = L.sub_(L.amax(dim=-1, keepdim=True)).exp_()
+    return E.div_(E.sum(dim=-1, keepdim=True))
 
-def _sinkhorn(G, f, g, eps, *, max_iter: int, tol: float, check_every: int):
-    n = G.shape[-1]
-    log_a, a = -math.log(n), 1.0 / n
-    tiny = torch.finfo(G.dtype).tiny
+def _sinkhorn(H, g, eps, *, max_iter: int, tol: float, check_every: int):
+    # one projection for the linearized cost G = −2H, warm-started at the column potential g; returns (P, g, its)
+    n = H.shape[-1]
     # a kernel column whose sum is below this has (nearly) underflowed: scaling steps would lose precision
-    safe = tiny ** 0.5
-    f, K = _recentred_kernel(g, G, eps, a)
-    done, log_domain = 0, False
+    safe = torch.finfo(H.dtype).tiny ** 0.5
+    Kn = _recentred_kernel(g, H, eps)
+    Knt = Kn.transpose(-1, -2).contiguous()
+    w = Knt.sum(dim=-1, keepdim=True)                   # Knᵀu at u = 1
+    done = 0
     while done < max_iter:
         steps = min(check_every, max_iter - done)
-        if log_domain:
-            f, g = _log_steps(G, f, g, eps, steps, log_a)
-            K = torch.exp(_log_kernel(f, g, G, eps))
-        else:
-            u, v = _scaling_steps(K, f, steps, a, tiny)
-            # absorb the scalings: K ← diag(u) K diag(v) (no exp), potentials ← potentials + eps·log(scaling)
-            K = K * u.unsqueeze(-1) * v.unsqueeze(-2)
-            f, g = f + eps.squeeze(-1) * torch.log(u), g + eps.squeeze(-1) * torch.log(v)
+        u, v, w = _scaling_steps(Kn, Knt, w, steps)
         done += steps
-        col = K.sum(dim=-2)
-        col_err, col_min = torch.stack(((col - a).abs().sum(dim=-1).max(), col.min())).tolist()  # one sync
-        if not log_domain and not (col_min >= safe and math.isfinite(col_err)):
-            # the scaling form lost precision (tiny ε): restart this projection in the log domain
-            log_domain = True
-            f, K = _recentred_kernel(g if math.isfinite(col_err) else torch.zeros_like(g), G, eps, a)
-            g = g if math.isfinite(col_err) else torch.zeros_like(g)
-            continue
+        # rows are exact after a u update; the columns of diag(u)·K·diag(v) sum to v·w/n: L1 error vs 1/n
+        col_err, w_min = torch.stack((((v * w - 1).abs().sum(dim=(-1, -2)) / n).max(), w.min())).tolist()
+        if not (w_min >= safe and math.isfinite(col_err)):
+            # the scaling form lost precision (tiny ε, float32): redo this projection in the log domain
+            return _sinkhorn_log(-2.0 * H, g, eps, max_iter=max_iter, tol=tol, check_every=check_every)
         if col_err < tol:
             break
-    return K, f, g, done
+    # absorb the scalings once: P = diag(u) K diag(v), g += eps·log v
+    P = Kn.mul_(u.div_(n)).mul_(v.transpose(-1, -2))
+    return P, g + eps.squeeze(-1) * torch.log(v.squeeze(-1)), done
+
+def _sinkhorn_log(G, g, eps, *, max_iter: int, tol: float, check_every: int):
+    # log-domain iterations (logsumexp): slower, exact at any ε; started from the incoming column potential
+    n = G.shape[-1]
+    log_a = -math.log(n)
+    f = _recentre_rows(g, G, eps, log_a)
+    done = 0
+    while done < max_iter:
+        steps = min(check_every, max_iter - done)
+        f, g = _log_steps(G, f, g, eps, steps, log_a)
+        done += steps
+        K = torch.exp(_log_kernel(f, g, G, eps))
+        if float((K.sum(dim=-2) - 1.0 / n).abs().sum(dim=-1).max()) < tol:
+            break
+    return K, g, done
+
 
 # %% ../nbs/01_gromov.ipynb #c011
 def round_to_coupling(P: torch.Tensor) -> torch.Tensor:
@@ -169,7 +178,8 @@ def entropic_gw(Cx: torch.Tensor, Cy: torch.Tensor, eps, *, max_iter: int = 100,
                             eps_start=eps_start, eps_decay=eps_decay)
 
 def _entropic_gw(Cx, Cy, eps, *, max_iter, tol, init, sinkhorn_iter, sinkhorn_tol, check_every, check_finite,
-                 eps_start, eps_decay) -> GWResult:
+                 eps_start, eps_decay, with_value: bool = True) -> GWResult:
+    # with_value=False leaves `value` None: `gmg.gap` computes E(P) itself, with gradient, and must not pay twice
     _check_costs(Cx, Cy)
     Cx, Cy = Cx.detach(), Cy.detach()
     if check_finite and not bool(torch.isfinite(Cx).all() & torch.isfinite(Cy).all()):
@@ -190,14 +200,12 @@ def _entropic_gw(Cx, Cy, eps, *, max_iter, tol, init, sinkhorn_iter, sinkhorn_to
     # the L1 marginal error cannot go below the rounding of n sums of n numbers: floor the tolerance there
     sinkhorn_tol = max(sinkhorn_tol, 32 * torch.finfo(X.dtype).eps)
     P = _initial_coupling(init, X.shape, X.dtype, X.device)
-    f = torch.zeros(X.shape[:2], dtype=X.dtype, device=X.device)
-    g = torch.zeros_like(f)
+    g = torch.zeros(X.shape[:2], dtype=X.dtype, device=X.device)
     converged = torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
     total_sinkhorn = 0
     for step in range(1, max_iter + 1):
-        G = -2.0 * torch.bmm(torch.bmm(X, P), Y)
-        P_new, f, g, k = _sinkhorn(G, f, g, eps_now, max_iter=sinkhorn_iter, tol=sinkhorn_tol,
-                                   check_every=check_every)
+        H = torch.bmm(torch.bmm(X, P), Y)       # the linearized cost is G = −2H (X, Y symmetric)
+        P_new, g, k = _sinkhorn(H, g, eps_now, max_iter=sinkhorn_iter, tol=sinkhorn_tol, check_every=check_every)
         total_sinkhorn += k
         converged = (P_new - P).abs().sum(dim=(-1, -2)) < tol
         P = P_new
@@ -207,6 +215,6 @@ def _entropic_gw(Cx, Cy, eps, *, max_iter, tol, init, sinkhorn_iter, sinkhorn_to
         else:
             eps_now = torch.maximum(eps_now * eps_decay, eps_b)
     P = round_to_coupling(P)
-    return GWResult(coupling=P.reshape(*batch, n, n), value=gw_energy(X, Y, P).reshape(batch),
+    return GWResult(coupling=P.reshape(*batch, n, n), value=gw_energy(X, Y, P).reshape(batch) if with_value else None,
                     n_iter=step, converged=converged.reshape(batch), eps=eps_b.reshape(batch),
                     sinkhorn_iter=total_sinkhorn)
