@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The GPU checks of issues 2 and 6 as one short script (a few minutes on one H100/H200): gmg on CUDA tensors
+# against the CPU (tests/test_cuda.py), one GMG value+gradient on the GPU (gmg_speed; POT columns where POT is
+# installed) and training steps/s with each regularizer (train_speed). Run from the repository root on a machine
+# with CUDA and torch; tables and logs go to ${OUT:-results/device}. gmg's own imports need numpy, scipy,
+# scikit-learn, h5py, matplotlib, dvclive, tqdm: on a bare machine, bring them as wheels.
+set -uo pipefail
+out=${OUT:-results/device}
+mkdir -p "$out"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+python3 - <<'PY' 2>&1 | tee "$out/device.txt" || exit 1
+import importlib, torch
+assert torch.cuda.is_available(), "no CUDA device"
+print("torch", torch.__version__, "on", torch.cuda.get_device_name())
+missing = [m for m in ("numpy", "scipy", "sklearn", "h5py", "matplotlib", "dvclive", "tqdm", "pytest", "ot")
+           if importlib.util.find_spec(m) is None]
+print("missing modules:", missing or "none")
+PY
+status=0
+python3 -m pytest -q -rs tests/test_cuda.py 2>&1 | tee "$out/test_cuda.txt" || status=1
+python3 benchmarks/gmg_speed.py --device cuda --sizes 64,256,1024 --repeats 15 2>&1 | tee "$out/gmg_speed_cuda.md" || status=1
+python3 benchmarks/train_speed.py --device cuda --steps 300 2>&1 | tee "$out/train_speed_cuda.md" || status=1
+exit $status
