@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch
 from .costs import cost_matrix, as_point_cloud
-from .gromov import entropic_gw, gw_energy, _entropic_gw
+from .gromov import entropic_gw, gw_energy
 
 # %% auto #0
 __all__ = ['epsilon_rule', 'distortion_from_costs', 'gap_from_coupling', 'distortion', 'GapInfo', 'gromov_monge_gap_from_costs',
@@ -88,10 +88,9 @@ def gromov_monge_gap_from_costs(Cx: torch.Tensor, Cy: torch.Tensor, eps0: float 
         raise ValueError(f"eps0 must be positive, got {eps0}")
     eps = epsilon_rule(Cx, Cy, eps0)
     eps_start = epsilon_rule(Cx, Cy, eps0_start) if eps0_start > eps0 else None
-    with torch.no_grad():   # the plan only (E(P) is computed below, once, with gradient in the costs)
-        sol = _entropic_gw(Cx, Cy, eps, max_iter=max_iter, tol=tol, init=None, sinkhorn_iter=sinkhorn_iter,
-                           sinkhorn_tol=sinkhorn_tol, check_every=2, check_finite=False, eps_start=eps_start,
-                           eps_decay=0.5, with_value=False)
+    # the plan only: E(P) is computed below, once, with gradient in the costs
+    sol = entropic_gw(Cx, Cy, eps, max_iter=max_iter, tol=tol, sinkhorn_iter=sinkhorn_iter,
+                      sinkhorn_tol=sinkhorn_tol, check_finite=False, eps_start=eps_start, with_value=False)
     P = sol.coupling
     dst = distortion_from_costs(Cx, Cy)
     energy = gw_energy(Cx, Cy, P.detach())        # differentiable in the costs, the plan held fixed

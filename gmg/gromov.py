@@ -19,7 +19,7 @@ __all__ = ['GWResult', 'gw_energy', 'round_to_coupling', 'entropic_gw']
 class GWResult:
     "Result of `entropic_gw`. Shapes: `(*batch, n, n)` for the coupling, `(*batch,)` for the rest."
     coupling: torch.Tensor   # entropic GW plan P, marginals 1/n
-    value: torch.Tensor      # GW energy E(P) at the plan (½ convention, without the entropy term)
+    value: torch.Tensor | None  # GW energy E(P) at the plan (½ convention, no entropy term); None if not asked
     n_iter: int              # mirror-descent steps run
     converged: torch.Tensor  # bool per batch index: the plan moved less than `tol` in the last step
     eps: torch.Tensor        # the entropic regularization used
@@ -157,7 +157,7 @@ def round_to_coupling(P: torch.Tensor) -> torch.Tensor:
 def entropic_gw(Cx: torch.Tensor, Cy: torch.Tensor, eps, *, max_iter: int = 100, tol: float = 1e-5,
                 init=None, sinkhorn_iter: int = 100, sinkhorn_tol: float = 1e-6,
                 check_every: int = 2, check_finite: bool = True, eps_start=None,
-                eps_decay: float = 0.5) -> GWResult:
+                eps_decay: float = 0.5, with_value: bool = True) -> GWResult:
     """Entropic Gromov-Wasserstein between uniform measures on `n` points, by mirror descent.
 
     Solves `min_P E(P) − eps·H(P)` over couplings with marginals 1/n, where
@@ -170,16 +170,16 @@ def entropic_gw(Cx: torch.Tensor, Cy: torch.Tensor, eps, *, max_iter: int = 100,
     `eps_start` (optional, ≥ eps): ε-scaling — the first steps use `eps_start`, multiplied by `eps_decay` each step
     until `eps` is reached; Sinkhorn converges far faster at large ε, and the warm-started potentials carry the
     progress down to small ε. Convergence is only declared at the target ε.
-    `check_finite=False` skips the NaN/Inf check (one host sync) when the caller already did it.
+    `check_finite=False` skips the NaN/Inf check (one host sync) when the caller already did it;
+    `with_value=False` leaves `value` None (for callers that evaluate E(P) themselves, with gradient).
     Returns a `GWResult` with `coupling` `(*batch, n, n)`, `value` `(*batch,)`, `n_iter`, `converged`."""
     with torch.no_grad():   # the solver's iterations are never differentiated (envelope theorem)
         return _entropic_gw(Cx, Cy, eps, max_iter=max_iter, tol=tol, init=init, sinkhorn_iter=sinkhorn_iter,
                             sinkhorn_tol=sinkhorn_tol, check_every=check_every, check_finite=check_finite,
-                            eps_start=eps_start, eps_decay=eps_decay)
+                            eps_start=eps_start, eps_decay=eps_decay, with_value=with_value)
 
 def _entropic_gw(Cx, Cy, eps, *, max_iter, tol, init, sinkhorn_iter, sinkhorn_tol, check_every, check_finite,
-                 eps_start, eps_decay, with_value: bool = True) -> GWResult:
-    # with_value=False leaves `value` None: `gmg.gap` computes E(P) itself, with gradient, and must not pay twice
+                 eps_start, eps_decay, with_value) -> GWResult:
     _check_costs(Cx, Cy)
     Cx, Cy = Cx.detach(), Cy.detach()
     if check_finite and not bool(torch.isfinite(Cx).all() & torch.isfinite(Cy).all()):
