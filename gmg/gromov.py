@@ -7,12 +7,13 @@ Docs: https://github.com/gmg-dev/gmg/tree/main/nbs/gromov.html.md"""
 
 # %% ../nbs/01_gromov.ipynb #c003
 from __future__ import annotations
-import math
+import math, threading, warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 import torch
 
 # %% auto #0
-__all__ = ['GWResult', 'gw_energy', 'round_to_coupling', 'entropic_gw']
+__all__ = ['CUDA_GRAPHS', 'CUDA_BLOCK_GROWTH', 'GWResult', 'gw_energy', 'round_to_coupling', 'entropic_gw']
 
 # %% ../nbs/01_gromov.ipynb #c004
 @dataclass
@@ -99,28 +100,42 @@ def _recentred_kernel(g, H, eps):
     E = L.sub_(L.amax(dim=-1, keepdim=True)).exp_()
     return E.div_(E.sum(dim=-1, keepdim=True))
 
+def _block_check(v, w, n):
+    # rows are exact after a u update; the columns of diag(u)·K·diag(v) sum to v·w/n. Returns [L1 column error
+    # vs 1/n (worst batch member), smallest entry of w = Knᵀu]: one tensor, read with one host sync
+    return torch.stack((((v * w - 1).abs().sum(dim=(-1, -2)) / n).max(), w.min()))
+
 def _sinkhorn(H, g, eps, *, max_iter: int, tol: float, check_every: int):
     # one projection for the linearized cost G = −2H, warm-started at the column potential g; returns (P, g, its)
     n = H.shape[-1]
     # a kernel column whose sum is below this has (nearly) underflowed: scaling steps would lose precision
     safe = torch.finfo(H.dtype).tiny ** 0.5
     Kn = _recentred_kernel(g, H, eps)
-    Knt = Kn.transpose(-1, -2).contiguous()
-    w = Knt.sum(dim=-1, keepdim=True)                   # Knᵀu at u = 1
-    done = 0
+    blocks = _graphed_blocks(Kn)
+    if blocks is None:
+        Knt = Kn.transpose(-1, -2).contiguous()
+        w = Knt.sum(dim=-1, keepdim=True)               # Knᵀu at u = 1
+    else:
+        blocks.load(Kn)
+    done, block = 0, check_every
     while done < max_iter:
-        steps = min(check_every, max_iter - done)
-        u, v, w = _scaling_steps(Kn, Knt, w, steps)
+        steps = min(block, max_iter - done)
+        if blocks is None:
+            u, v, w = _scaling_steps(Kn, Knt, w, steps)
+            check = _block_check(v, w, n)
+        else:
+            u, v, check = blocks.run(steps)
+            if blocks.capture:   # a replayed block costs one launch whatever its length: check long ones less often
+                block = min(2 * block, CUDA_BLOCK_GROWTH * check_every)
         done += steps
-        # rows are exact after a u update; the columns of diag(u)·K·diag(v) sum to v·w/n: L1 error vs 1/n
-        col_err, w_min = torch.stack((((v * w - 1).abs().sum(dim=(-1, -2)) / n).max(), w.min())).tolist()
+        col_err, w_min = check.tolist()
         if not (w_min >= safe and math.isfinite(col_err)):
             # the scaling form lost precision (tiny ε, float32): redo this projection in the log domain
             return _sinkhorn_log(-2.0 * H, g, eps, max_iter=max_iter, tol=tol, check_every=check_every)
         if col_err < tol:
             break
     # absorb the scalings once: P = diag(u) K diag(v), g += eps·log v
-    P = Kn.mul_(u.div_(n)).mul_(v.transpose(-1, -2))
+    P = Kn.mul_(u / n).mul_(v.transpose(-1, -2))
     return P, g + eps.squeeze(-1) * torch.log(v.squeeze(-1)), done
 
 def _sinkhorn_log(G, g, eps, *, max_iter: int, tol: float, check_every: int):
@@ -138,6 +153,73 @@ def _sinkhorn_log(G, g, eps, *, max_iter: int, tol: float, check_every: int):
             break
     return K, g, done
 
+
+# %% ../nbs/01_gromov.ipynb #c009b
+CUDA_GRAPHS = True       # run Sinkhorn blocks from captured CUDA graphs on CUDA tensors (False: plain eager loop)
+CUDA_BLOCK_GROWTH = 8   # graphed blocks double in length, from check_every up to this multiple of it
+_GRAPH_CACHE_SIZE = 8    # kernel shapes kept per thread (each holds 2 n×n buffers and its graphs)
+_graph_local = threading.local()
+
+class _GraphedSinkhorn:
+    """Static buffers for one kernel shape and one captured CUDA graph per block length: `steps` scaling
+    iterations and their check become one graph launch instead of 4·steps + 6 kernel launches. With
+    `capture=False` the same body runs eagerly on the same buffers (CPU tests of this path)."""
+    def __init__(self, like: torch.Tensor, capture: bool):
+        self.Kn, self.Knt = torch.empty_like(like), torch.empty_like(like)
+        self.w = like.new_empty(like.shape[:-1] + (1,))
+        self.capture, self.graphs = capture, {}
+
+    def load(self, Kn):
+        "Start a projection on kernel `Kn`: copy it (and its transpose) into the buffers, w = Knᵀ1."
+        self.Kn.copy_(Kn)
+        self.Knt.copy_(Kn.transpose(-1, -2))
+        torch.sum(self.Knt, dim=-1, keepdim=True, out=self.w)
+
+    def _body(self, steps):
+        u, v, w = _scaling_steps(self.Kn, self.Knt, self.w.clone(), steps)
+        self.w.copy_(w)      # the next block starts where this one ended
+        return u, v, _block_check(v, w, self.Kn.shape[-1])
+
+    def run(self, steps):
+        "`steps` iterations from the current state: (u, v, check), valid until the next `run`."
+        if steps in self.graphs:
+            graph, outputs = self.graphs[steps]
+            graph.replay()
+            return outputs
+        outputs = self._body(steps)     # eager: the real block, and the warm-up a capture needs
+        if self.capture:
+            self._capture(steps)
+        return outputs
+
+    def _capture(self, steps):
+        global CUDA_GRAPHS
+        try:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.device(self.Kn.device), torch.cuda.graph(graph):
+                outputs = self._body(steps)     # recorded, not executed: the state is unchanged
+        except Exception as err:   # whatever stops a capture, the eager loop still works
+            CUDA_GRAPHS = self.capture = False
+            warnings.warn(f"gmg: CUDA graph capture failed, Sinkhorn runs eagerly from now on ({err})")
+            return
+        self.graphs[steps] = (graph, outputs)
+
+def _graphs_wanted(Kn) -> bool:
+    return CUDA_GRAPHS and Kn.is_cuda and not torch.cuda.is_current_stream_capturing()
+
+def _graphed_blocks(Kn):
+    "The cached `_GraphedSinkhorn` for Kn's shape, dtype and device, or None for the eager loop."
+    if not _graphs_wanted(Kn):
+        return None
+    cache = getattr(_graph_local, "cache", None)
+    if cache is None:
+        cache = _graph_local.cache = OrderedDict()
+    key = (tuple(Kn.shape), Kn.dtype, Kn.device)
+    if key not in cache:
+        cache[key] = _GraphedSinkhorn(Kn, capture=Kn.is_cuda)
+        if len(cache) > _GRAPH_CACHE_SIZE:
+            cache.popitem(last=False)
+    cache.move_to_end(key)
+    return cache[key]
 
 # %% ../nbs/01_gromov.ipynb #c011
 def round_to_coupling(P: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 import gmg
+import gmg.gromov
 from gmg.gromov import entropic_gw
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -15,21 +16,28 @@ def _batch(dtype, n=64):
     y = torch.randn(n, 10, generator=gen, dtype=dtype)
     return x, y
 
+def _gap_and_gradient(x, y, device, cost):
+    yd = y.detach().to(device).requires_grad_(True)       # a fresh leaf on each device
+    gap = gmg.gromov_monge_gap(x.to(device), yd, cost=cost, eps0=0.01, guard_sign=False)
+    assert gap.device.type == device and gap.dtype == y.dtype
+    gap.backward()
+    assert yd.grad.device.type == device
+    return gap.detach().cpu(), yd.grad.cpu()
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("cost", gmg.COST_KINDS)
-def test_gap_and_gradient_match_cpu(dtype, cost):
+def test_gap_and_gradient_match_cpu(dtype, cost, monkeypatch):
     x, y = _batch(dtype)
-    values, grads = [], []
-    for device in ("cpu", "cuda"):
-        yd = y.to(device).requires_grad_(True)
-        gap = gmg.gromov_monge_gap(x.to(device), yd, cost=cost, eps0=0.01, guard_sign=False)
-        assert gap.device.type == device and gap.dtype == dtype
-        gap.backward()
-        assert yd.grad.device.type == device
-        values.append(gap.detach().cpu())
-        grads.append(yd.grad.cpu())
-    torch.testing.assert_close(values[1], values[0], **TOL[dtype])
-    torch.testing.assert_close(grads[1], grads[0], rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * 100)
+    cpu_gap, cpu_grad = _gap_and_gradient(x, y, "cpu", cost)
+    # default on CUDA: graph blocks that grow, so Sinkhorn stops on another schedule: equal up to its tolerances
+    gap, grad = _gap_and_gradient(x, y, "cuda", cost)
+    torch.testing.assert_close(gap, cpu_gap, rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(grad, cpu_grad, rtol=1e-2, atol=1e-3 * float(cpu_grad.abs().max()))
+    # fixed-length blocks run the CPU's schedule: the same numbers up to rounding
+    monkeypatch.setattr(gmg.gromov, "CUDA_BLOCK_GROWTH", 1)
+    gap, grad = _gap_and_gradient(x, y, "cuda", cost)
+    torch.testing.assert_close(gap, cpu_gap, **TOL[dtype])
+    torch.testing.assert_close(grad, cpu_grad, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * 100)
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_batched_solver_on_device(dtype):
@@ -58,3 +66,28 @@ def test_training_steps_on_cuda(tmp_path):
     assert summary["finished"] and summary["step"] == 6
     model, _, step = load_model(tmp_path / "run")
     assert step == 6 and all(torch.isfinite(p).all() for p in model.parameters())
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_graph_blocks_match_eager(dtype, monkeypatch):
+    # the graph-replayed Sinkhorn blocks must be the eager loop's arithmetic: the same plan and value
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 64, 5, generator=gen, dtype=dtype).cuda()
+    y = torch.sin(3 * x[..., :2])                   # a folding map: the plan moves away from the identity
+    Cx, Cy = gmg.cost_matrix(x, "sqeuclidean", batch_dims=1), gmg.cost_matrix(y, "sqeuclidean", batch_dims=1)
+    eps = 0.01 * Cx.mean() * Cy.mean()
+    solve = lambda: [entropic_gw(Cx, Cy, eps, check_every=k) for k in (2, 8, 2)]    # the third call replays
+    grown = solve()                                  # default: blocks grow (fewer checks, a few more iterations)
+    monkeypatch.setattr(gmg.gromov, "CUDA_BLOCK_GROWTH", 1)
+    graphed = solve()                                # fixed blocks: the same iterations as the eager loop
+    assert gmg.gromov.CUDA_GRAPHS, "graph capture failed (a warning says why)"
+    cache = gmg.gromov._graph_local.cache
+    assert any(b.graphs for b in cache.values()), "no CUDA graph was captured"
+    monkeypatch.setattr(gmg.gromov, "CUDA_GRAPHS", False)
+    eager = solve()
+    for g, e, gr in zip(graphed, eager, grown):
+        # (iteration counts are not compared: a last-digit difference may move a stop by one check)
+        torch.testing.assert_close(g.coupling, e.coupling, rtol=1e-4, atol=1e-8)
+        torch.testing.assert_close(g.value, e.value, rtol=1e-5, atol=0)
+        # growing blocks check less often: the same solution up to the stopping tolerances
+        assert float((gr.coupling - e.coupling).abs().sum(dim=(-1, -2)).max()) < 1e-2
+        torch.testing.assert_close(gr.value, e.value, rtol=1e-3, atol=0)
