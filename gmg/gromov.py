@@ -7,13 +7,14 @@ Docs: https://github.com/gmg-dev/gmg/tree/main/nbs/gromov.html.md"""
 
 # %% ../nbs/01_gromov.ipynb #c003
 from __future__ import annotations
-import math, threading, warnings
+import functools, math, threading, warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 import torch
 
 # %% auto #0
-__all__ = ['CUDA_GRAPHS', 'CUDA_BLOCK_GROWTH', 'GWResult', 'gw_energy', 'round_to_coupling', 'entropic_gw']
+__all__ = ['CUDA_GRAPHS', 'CUDA_BLOCK_GROWTH', 'LOW_RANK_MIN_N', 'LOW_RANK_SKETCH', 'GWResult', 'gw_energy', 'round_to_coupling',
+           'low_rank_factor', 'entropic_gw']
 
 # %% ../nbs/01_gromov.ipynb #c004
 @dataclass
@@ -235,11 +236,53 @@ def round_to_coupling(P: torch.Tensor) -> torch.Tensor:
     missing = err_r.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(P.dtype).tiny)
     return P + err_r.unsqueeze(-1) * err_c.unsqueeze(-2) / missing.unsqueeze(-1)
 
+# %% ../nbs/01_gromov.ipynb #c011b
+LOW_RANK_MIN_N = 128    # "auto": smallest n at which a factorization is looked for (CPU only)
+LOW_RANK_SKETCH = 32    # columns of the random sketch: ranks below this are found
+
+@functools.lru_cache(maxsize=8)
+def _sketch(n, k, dtype, device):
+    # fixed (seeded) and cached: drawing it costs as much as using it
+    return torch.randn(n, k, generator=torch.Generator(device=device).manual_seed(0), dtype=dtype, device=device)
+
+def low_rank_factor(C: torch.Tensor, max_rank: int = LOW_RANK_SKETCH):
+    """`(Q, B)` with `C = Q @ B` up to rounding (`Q`: `(b, n, k)` orthonormal columns, `B`: `(b, k, n)`), found
+    by a randomized range finder with a fixed sketch; None if some batch member of `C` `(b, n, n)` has rank ≥ k,
+    with k = min(max_rank, n // 4)."""
+    n = C.shape[-1]
+    k = min(max_rank, n // 4)
+    if k < 1:
+        return None
+    Q = torch.linalg.qr(C @ _sketch(n, k, C.dtype, C.device)).Q
+    B = Q.transpose(-1, -2) @ C
+    residual = torch.linalg.matrix_norm(C - Q @ B)
+    if not bool((residual <= 64 * torch.finfo(C.dtype).eps * torch.linalg.matrix_norm(C)).all()):
+        return None
+    return Q, B
+
+def _linearizer(X, Y, low_rank):
+    "A function P ↦ H = X P Y (X, Y symmetric `(b, n, n)`), through low-rank factors where they exist."
+    n = X.shape[-1]
+    if low_rank == "auto":
+        low_rank = X.device.type == "cpu" and n >= LOW_RANK_MIN_N
+    fx = low_rank_factor(X) if low_rank else None
+    fy = low_rank_factor(Y) if low_rank else None
+    if fx is None and fy is None:
+        return lambda P: torch.bmm(torch.bmm(X, P), Y)
+    if fx is None:                       # Y = Q B: H = X (P Q) B
+        Q, B = fy
+        return lambda P: torch.bmm(torch.bmm(X, torch.bmm(P, Q)), B)
+    Qx, Bx = fx                          # X = Xᵀ = Bxᵀ Qxᵀ ... = Qx Bx: H = Qx (Bx P) Y
+    if fy is None:
+        return lambda P: torch.bmm(Qx, torch.bmm(torch.bmm(Bx, P), Y))
+    Q, B = fy                            # both: H = Qx (Bx P Q) B, all products thin
+    return lambda P: torch.bmm(torch.bmm(Qx, torch.bmm(torch.bmm(Bx, P), Q)), B)
+
 # %% ../nbs/01_gromov.ipynb #c013
 def entropic_gw(Cx: torch.Tensor, Cy: torch.Tensor, eps, *, max_iter: int = 100, tol: float = 1e-5,
                 init=None, sinkhorn_iter: int = 100, sinkhorn_tol: float = 1e-6,
                 check_every: int = 2, check_finite: bool = True, eps_start=None,
-                eps_decay: float = 0.5, with_value: bool = True) -> GWResult:
+                eps_decay: float = 0.5, with_value: bool = True, low_rank="auto") -> GWResult:
     """Entropic Gromov-Wasserstein between uniform measures on `n` points, by mirror descent.
 
     Solves `min_P E(P) − eps·H(P)` over couplings with marginals 1/n, where
@@ -254,14 +297,17 @@ def entropic_gw(Cx: torch.Tensor, Cy: torch.Tensor, eps, *, max_iter: int = 100,
     progress down to small ε. Convergence is only declared at the target ε.
     `check_finite=False` skips the NaN/Inf check (one host sync) when the caller already did it;
     `with_value=False` leaves `value` None (for callers that evaluate E(P) themselves, with gradient).
+    `low_rank`: `"auto"`, True or False — compute `Cx P Cy` through exact low-rank factors of a cost matrix
+    (`low_rank_factor`) where one exists; "auto" tries on the CPU from `LOW_RANK_MIN_N` points.
     Returns a `GWResult` with `coupling` `(*batch, n, n)`, `value` `(*batch,)`, `n_iter`, `converged`."""
     with torch.no_grad():   # the solver's iterations are never differentiated (envelope theorem)
         return _entropic_gw(Cx, Cy, eps, max_iter=max_iter, tol=tol, init=init, sinkhorn_iter=sinkhorn_iter,
                             sinkhorn_tol=sinkhorn_tol, check_every=check_every, check_finite=check_finite,
-                            eps_start=eps_start, eps_decay=eps_decay, with_value=with_value)
+                            eps_start=eps_start, eps_decay=eps_decay, with_value=with_value,
+                            low_rank=low_rank)
 
 def _entropic_gw(Cx, Cy, eps, *, max_iter, tol, init, sinkhorn_iter, sinkhorn_tol, check_every, check_finite,
-                 eps_start, eps_decay, with_value) -> GWResult:
+                 eps_start, eps_decay, with_value, low_rank) -> GWResult:
     _check_costs(Cx, Cy)
     Cx, Cy = Cx.detach(), Cy.detach()
     if check_finite and not bool(torch.isfinite(Cx).all() & torch.isfinite(Cy).all()):
@@ -285,8 +331,9 @@ def _entropic_gw(Cx, Cy, eps, *, max_iter, tol, init, sinkhorn_iter, sinkhorn_to
     g = torch.zeros(X.shape[:2], dtype=X.dtype, device=X.device)
     converged = torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
     total_sinkhorn = 0
+    linearized = _linearizer(X, Y, low_rank)
     for step in range(1, max_iter + 1):
-        H = torch.bmm(torch.bmm(X, P), Y)       # the linearized cost is G = −2H (X, Y symmetric)
+        H = linearized(P)                       # X P Y; the linearized cost is G = −2H (X, Y symmetric)
         P_new, g, k = _sinkhorn(H, g, eps_now, max_iter=sinkhorn_iter, tol=sinkhorn_tol, check_every=check_every)
         total_sinkhorn += k
         converged = (P_new - P).abs().sum(dim=(-1, -2)) < tol
