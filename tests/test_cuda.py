@@ -91,3 +91,18 @@ def test_cuda_graph_blocks_match_eager(dtype, monkeypatch):
         # growing blocks check less often: the same solution up to the stopping tolerances
         assert float((gr.coupling - e.coupling).abs().sum(dim=(-1, -2)).max()) < 1e-2
         torch.testing.assert_close(gr.value, e.value, rtol=1e-3, atol=0)
+
+def test_low_rank_path_on_device():
+    # low_rank=True on CUDA (auto uses it on the CPU only): the factors and the solver match the direct products
+    gen = torch.Generator().manual_seed(3)
+    pts = torch.randn(2, 160, 10, generator=gen, dtype=torch.float64).cuda()
+    wide = torch.randn(2, 160, 300, generator=gen, dtype=torch.float64).cuda()
+    Cl = gmg.cost_matrix(pts, "scaled_sqeuclidean", batch_dims=1)
+    Cf = gmg.cost_matrix(wide, "scaled_sqeuclidean", batch_dims=1)
+    Q, B = gmg.gromov.low_rank_factor(Cl)
+    assert Q.device.type == "cuda" and gmg.gromov.low_rank_factor(Cf) is None
+    torch.testing.assert_close(Q @ B, Cl, rtol=0, atol=1e-12)
+    eps = 0.02 * Cf.mean() * Cl.mean()
+    direct, factored = entropic_gw(Cf, Cl, eps, low_rank=False), entropic_gw(Cf, Cl, eps, low_rank=True)
+    torch.testing.assert_close(factored.coupling, direct.coupling, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(factored.value, direct.value, rtol=1e-8, atol=0)
