@@ -3,7 +3,8 @@
 # against the CPU (tests/test_cuda.py), one GMG value+gradient on the GPU (gmg_speed; POT columns where POT is
 # installed) and training steps/s with each regularizer (train_speed). Run from the repository root on a machine
 # with CUDA and torch; tables and logs go to ${OUT:-results/device}. gmg's own imports need numpy, scipy,
-# scikit-learn, h5py, matplotlib, dvclive, tqdm: on a bare machine, bring them as wheels.
+# scikit-learn, h5py, matplotlib, dvclive, tqdm: on a bare machine, bring them as wheels
+# (benchmarks/fetch_device_wheels.sh lists and fetches what the H200 image of the last run lacked).
 set -uo pipefail
 out=${OUT:-results/device}
 mkdir -p "$out"
