@@ -272,7 +272,7 @@ def _linearizer(X, Y, low_rank):
     if fx is None:                       # Y = Q B: H = X (P Q) B
         Q, B = fy
         return lambda P: torch.bmm(torch.bmm(X, torch.bmm(P, Q)), B)
-    Qx, Bx = fx                          # X = Xᵀ = Bxᵀ Qxᵀ ... = Qx Bx: H = Qx (Bx P) Y
+    Qx, Bx = fx                          # X = Qx Bx: H = Qx (Bx P) Y
     if fy is None:
         return lambda P: torch.bmm(Qx, torch.bmm(torch.bmm(Bx, P), Y))
     Q, B = fy                            # both: H = Qx (Bx P Q) B, all products thin
