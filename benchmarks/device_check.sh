@@ -20,5 +20,6 @@ PY
 status=0
 python3 -m pytest -q -rs tests/test_cuda.py 2>&1 | tee "$out/test_cuda.txt" || status=1
 python3 benchmarks/gmg_speed.py --device cuda --sizes 64,256,1024 --repeats 15 --pot-max-n 256 2>&1 | tee "$out/gmg_speed_cuda.md" || status=1
+python3 benchmarks/sinkhorn_cuda.py 2>&1 | tee "$out/sinkhorn_cuda.md" || status=1
 python3 benchmarks/train_speed.py --device cuda --steps 300 2>&1 | tee "$out/train_speed_cuda.md" || status=1
 exit $status
