@@ -41,16 +41,26 @@ def gap_from_coupling(Cx: torch.Tensor, Cy: torch.Tensor, P: torch.Tensor) -> to
     return distortion_from_costs(Cx, Cy) - gw_energy(Cx, Cy, P.detach())
 
 # %% ../nbs/02_gap.ipynb #c005
+def _full_precision(*tensors):
+    # half-precision inputs (an AMP forward pass) are promoted to float32: a gap is a small difference of two
+    # large numbers, and Sinkhorn's scalings overflow float16; the gradient flows back in the inputs' dtype
+    return tuple(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors)
+
+def _no_autocast(t: torch.Tensor):
+    # an enclosing torch.autocast would run the cost and energy products in half precision
+    return torch.autocast(device_type=t.device.type, enabled=False)
+
 def _costs(x, y, cost, cost_y, batch_dims):
     # points are validated for shape here; finiteness is checked on the n×n cost matrices, which is far
     # cheaper than on a batch of images and equivalent (a NaN/Inf point makes its row of costs non-finite)
-    px = as_point_cloud(x, batch_dims, "x", check_finite=False)
-    py = as_point_cloud(y, batch_dims, "y", check_finite=False)
+    px, py = _full_precision(as_point_cloud(x, batch_dims, "x", check_finite=False),
+                             as_point_cloud(y, batch_dims, "y", check_finite=False))
     if px.shape[:-1] != py.shape[:-1]:
         raise ValueError(f"x and y must hold the same batch of points: x has {tuple(px.shape[:-1])} "
                          f"(batch..., n) and y has {tuple(py.shape[:-1])}")
-    Cx = cost_matrix(px, cost, batch_dims=batch_dims, check_finite=False)
-    Cy = cost_matrix(py, cost if cost_y is None else cost_y, batch_dims=batch_dims, check_finite=False)
+    with _no_autocast(px):
+        Cx = cost_matrix(px, cost, batch_dims=batch_dims, check_finite=False)
+        Cy = cost_matrix(py, cost if cost_y is None else cost_y, batch_dims=batch_dims, check_finite=False)
     finite = torch.stack((torch.isfinite(Cx).all(), torch.isfinite(Cy).all())).tolist()  # one host sync
     for ok, name in zip(finite, "xy"):
         if not ok:
@@ -86,6 +96,11 @@ def gromov_monge_gap_from_costs(Cx: torch.Tensor, Cy: torch.Tensor, eps0: float 
     `gromov_monge_gap` is this function applied to `cost_matrix(x)`, `cost_matrix(y)`; see it for the parameters."""
     if not eps0 > 0:
         raise ValueError(f"eps0 must be positive, got {eps0}")
+    Cx, Cy = _full_precision(Cx, Cy)
+    with _no_autocast(Cx):
+        return _gap_from_costs(Cx, Cy, eps0, guard_sign, max_iter, tol, sinkhorn_iter, sinkhorn_tol, eps0_start)
+
+def _gap_from_costs(Cx, Cy, eps0, guard_sign, max_iter, tol, sinkhorn_iter, sinkhorn_tol, eps0_start):
     eps = epsilon_rule(Cx, Cy, eps0)
     eps_start = epsilon_rule(Cx, Cy, eps0_start) if eps0_start > eps0 else None
     # the plan only: E(P) is computed below, once, with gradient in the costs
@@ -118,6 +133,8 @@ def gromov_monge_gap(x: torch.Tensor, y: torch.Tensor, cost: str = "cosine", cos
     the gradient holds it fixed. `guard_sign` keeps I/n where it beats P_ε, so the gap is ≥ 0 (exactly 0, with
     zero gradient, where the guard acts). ε-scaling: the solver starts at `max(eps0, eps0_start)` and halves ε
     each step down to `eps0`, which keeps Sinkhorn fast and stable for small ε0 (1e-3, 1e-4).
+    Mixed precision: float16/bfloat16 inputs are promoted to float32 and an enclosing `torch.autocast` is
+    suspended inside, so under AMP the gap is the float32 one (gradients reach half-precision inputs as usual).
     Returns a tensor of shape `(*batch,)`, and a `GapInfo` when `return_info`."""
     if not eps0 > 0:
         raise ValueError(f"eps0 must be positive, got {eps0}")

@@ -299,8 +299,10 @@ def entropic_gw(Cx: torch.Tensor, Cy: torch.Tensor, eps, *, max_iter: int = 100,
     `with_value=False` leaves `value` None (for callers that evaluate E(P) themselves, with gradient).
     `low_rank`: `"auto"`, True or False — compute `Cx P Cy` through exact low-rank factors of a cost matrix
     (`low_rank_factor`) where one exists; "auto" tries on the CPU from `LOW_RANK_MIN_N` points.
+    An enclosing `torch.autocast` is suspended inside (the iterations run in the inputs' dtype).
     Returns a `GWResult` with `coupling` `(*batch, n, n)`, `value` `(*batch,)`, `n_iter`, `converged`."""
-    with torch.no_grad():   # the solver's iterations are never differentiated (envelope theorem)
+    # never differentiated (envelope theorem); an enclosing autocast would run the products in half precision
+    with torch.no_grad(), torch.autocast(device_type=Cx.device.type, enabled=False):
         return _entropic_gw(Cx, Cy, eps, max_iter=max_iter, tol=tol, init=init, sinkhorn_iter=sinkhorn_iter,
                             sinkhorn_tol=sinkhorn_tol, check_every=check_every, check_finite=check_finite,
                             eps_start=eps_start, eps_decay=eps_decay, with_value=with_value,

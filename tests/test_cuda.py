@@ -106,3 +106,17 @@ def test_low_rank_path_on_device():
     direct, factored = entropic_gw(Cf, Cl, eps, low_rank=False), entropic_gw(Cf, Cl, eps, low_rank=True)
     torch.testing.assert_close(factored.coupling, direct.coupling, rtol=1e-6, atol=1e-12)
     torch.testing.assert_close(factored.value, direct.value, rtol=1e-8, atol=0)
+
+def test_autocast_and_half_inputs_on_device():
+    # under AMP (float16 autocast) the gap is the float32 one; float16 leaves get a float16 gradient
+    x, y = (t.cuda() for t in _batch(torch.float32))
+    reference = gmg.gromov_monge_gap(x, y, eps0=0.01, guard_sign=False)
+    with torch.autocast("cuda", dtype=torch.float16):
+        amp = gmg.gromov_monge_gap(x, y, eps0=0.01, guard_sign=False)
+    assert amp.dtype == torch.float32
+    torch.testing.assert_close(amp, reference, rtol=1e-6, atol=0)
+    y_half = y.half().requires_grad_(True)
+    half = gmg.gromov_monge_gap(x.half(), y_half, eps0=0.01, guard_sign=False)
+    assert half.dtype == torch.float32 and bool(torch.isfinite(half))
+    half.backward()
+    assert y_half.grad.dtype == torch.float16 and bool(torch.isfinite(y_half.grad).all())
