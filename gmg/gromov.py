@@ -245,12 +245,12 @@ def _sketch(n, k, dtype, device):
     # fixed (seeded) and cached: drawing it costs as much as using it
     return torch.randn(n, k, generator=torch.Generator(device=device).manual_seed(0), dtype=dtype, device=device)
 
-def low_rank_factor(C: torch.Tensor, max_rank: int = LOW_RANK_SKETCH):
+def low_rank_factor(C: torch.Tensor, max_rank: int | None = None):
     """`(Q, B)` with `C = Q @ B` up to rounding (`Q`: `(b, n, k)` orthonormal columns, `B`: `(b, k, n)`), found
     by a randomized range finder with a fixed sketch; None if some batch member of `C` `(b, n, n)` has rank ≥ k,
-    with k = min(max_rank, n // 4)."""
+    with k = min(max_rank, n // 4); `max_rank` defaults to `LOW_RANK_SKETCH`, read at call time."""
     n = C.shape[-1]
-    k = min(max_rank, n // 4)
+    k = min(LOW_RANK_SKETCH if max_rank is None else max_rank, n // 4)
     if k < 1:
         return None
     Q = torch.linalg.qr(C @ _sketch(n, k, C.dtype, C.device)).Q
