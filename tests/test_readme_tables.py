@@ -1,0 +1,79 @@
+"""The README's result tables are generated from the committed result files (`tools/readme_tables.py`).
+
+The first test is the CI check: the README must be exactly what the tool writes from `results/`. The others test
+the tool itself on a small synthetic result set with known numbers: the values it prints, that `--check` catches
+a changed digit inside a generated block and ignores prose outside the blocks, and that a missing result file is
+reported by name.
+"""
+from __future__ import annotations
+import importlib.util, json
+from pathlib import Path
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "tools" / "readme_tables.py")
+tables = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tables)
+
+def test_readme_tables_match_the_committed_results(capsys):
+    status = tables.main(["--check"])
+    assert status == 0, capsys.readouterr().err[-3000:]
+
+PARAMS = {"toy": {"costs": "sqeuclidean,cosine", "targets": "square,annulus"}, "report": {"ci": 0.9}}
+
+def synthetic_results(folder: Path) -> Path:
+    "summary.csv, differences.csv, headline.json and toy metrics.json with round numbers."
+    rows = []
+    for dataset, shift in (("dsprites", 0.0), ("shapes3d", 0.5)):
+        for method, reg in (("base", "none"), ("GMG (decoder, cosine)", "gmg")):
+            for seed, value in enumerate((0.1, 0.2, 0.3)):
+                rows.append(dict(run=f"{dataset}-{reg}-{seed}", dataset=dataset, base_model="beta_vae", method=method,
+                                 seed=seed, dci_disentanglement=value + shift + (0.05 if reg == "gmg" else 0),
+                                 train_steps_per_second=10.0 * (seed + 1), grad_reg_cv=2.0 if reg == "gmg" else None))
+    (folder / "report").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(folder / "summary.csv", index=False)
+    pd.DataFrame([dict(dataset=d, base_model="beta_vae", comparison="GMG (decoder, cosine) − base", versus="base",
+                       score="dci_disentanglement", seeds=3, mean=0.05, low=-0.0123, high=0.0877)
+                  for d in ("dsprites", "shapes3d")]).to_csv(folder / "report" / "differences.csv", index=False)
+    (folder / "report" / "headline.json").write_text(json.dumps({"x/y": 0.05, "GMG beats DST/verdict": "reproduced"}))
+    (folder / "toy").mkdir()
+    scores = {f"{s}_{stat}": v for s in ("fit", "gmg", "dst", "contiguity") for stat, v in (("mean", 0.012345), ("std", 0.00123))}
+    (folder / "toy" / "metrics.json").write_text(json.dumps({c: {m: scores for m in ("none", "dst", "gmg")}
+                                                              for c in ("sqeuclidean", "cosine")}))
+    return folder
+
+README = "Intro 1.23.\n\n" + "\n".join(f"<!-- generated:{n} -->\nstale 9.99\n<!-- /generated:{n} -->\n" for n in tables.TABLES)
+
+def test_values_of_a_known_result_set(tmp_path):
+    out = tables.render(README, synthetic_results(tmp_path), PARAMS)
+    assert "| dSprites (β-VAE; seeds 0, 1, 2) | 0.200 ± 0.100 | 0.250 ± 0.100 | +0.050 [−0.012, +0.088] |" in out
+    assert "GMG (decoder, cosine) − base [90% CI]" in out and "| Shapes3D (β-VAE; seeds 0, 1, 2) | 0.700 ± 0.100 |" in out
+    assert "| base | 20.0 | 20.0 |" in out                                 # mean rate of 10, 20, 30 steps/s
+    assert "| GMG beats DST | **reproduced** |" in out and "x/y" not in out  # verdicts only
+    assert "| GMG (decoder, cosine) | `grad_reg_cv` | 2.00 | 2.00 |" in out
+    assert "| L2² → square | +GMG | 0.0123 ± 0.0012 |" in out and "| Cos → annulus | none |" in out
+    assert "stale 9.99" not in out and out.startswith("Intro 1.23.\n") and tables.render(out, tmp_path, PARAMS) == out
+
+def test_check_catches_a_changed_number_and_ignores_prose(tmp_path):
+    results = synthetic_results(tmp_path / "results")
+    (tmp_path / "params.yaml").write_text(json.dumps(PARAMS))   # JSON is YAML
+    readme = tmp_path / "README.md"
+    args = ["--readme", str(readme), "--results", str(results), "--params", str(tmp_path / "params.yaml")]
+    readme.write_text(README)
+    assert tables.main(["--check", *args]) == 1 and readme.read_text() == README   # --check writes nothing
+    assert tables.main(args) == 0 and tables.main(["--check", *args]) == 0
+    generated = readme.read_text()
+    readme.write_text(generated.replace("Intro 1.23.", "Intro 4.56."))
+    assert tables.main(["--check", *args]) == 0                                     # prose is not generated
+    readme.write_text(generated.replace("0.700 ± 0.100", "0.701 ± 0.100"))
+    assert tables.main(["--check", *args]) == 1
+
+def test_missing_result_file_and_unknown_block(tmp_path, capsys):
+    (tmp_path / "params.yaml").write_text(json.dumps(PARAMS))
+    (tmp_path / "README.md").write_text(README)
+    args = ["--readme", str(tmp_path / "README.md"), "--results", str(tmp_path / "none"), "--params", str(tmp_path / "params.yaml")]
+    assert tables.main(["--check", *args]) == 2
+    assert "summary.csv: missing (run `dvc repro`" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown generated block 'speed'"):
+        tables.render("<!-- generated:speed -->\n<!-- /generated:speed -->\n", tmp_path, PARAMS)
