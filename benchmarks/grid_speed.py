@@ -26,8 +26,8 @@ def fresh_copy(dest: Path, profile: str) -> dict:
     "Copy the working tree into `dest` as a new git repository; returns the environment to run in it."
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in filter(None, listed):
-        if (ROOT / rel).is_file():
+    for rel in filter(None, listed):   # not results/: DVC's outputs (of a run in the checkout) are no clone's
+        if (ROOT / rel).is_file() and not rel.startswith("results/"):
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dest / rel)
     if (ROOT / "data").is_dir():

@@ -41,6 +41,10 @@ def synthetic_results(folder: Path) -> Path:
     scores = {f"{s}_{stat}": v for s in ("fit", "gmg", "dst", "contiguity") for stat, v in (("mean", 0.012345), ("std", 0.00123))}
     (folder / "toy" / "metrics.json").write_text(json.dumps({c: {m: scores for m in ("none", "dst", "gmg")}
                                                               for c in ("sqeuclidean", "cosine")}))
+    (folder / "ablation").mkdir()
+    pd.DataFrame([dict(eps0=e, dataset="dsprites", seeds=3, dci_d_mean=m, dci_d_sd=0.01, gmg_grad_active=1.0,
+                       gmg_grad_cv=cv, dst_grad_cv=0.25) for e, m, cv in ((0.1, 0.06, 0.2), (0.01, 0.05, 1.5))]
+                 ).to_csv(folder / "ablation" / "eps0.csv", index=False)
     return folder
 
 README = "Intro 1.23.\n\n" + "\n".join(f"<!-- generated:{n} -->\nstale 9.99\n<!-- /generated:{n} -->\n" for n in tables.TABLES)
@@ -49,7 +53,7 @@ def test_values_of_a_known_result_set(tmp_path):
     out = tables.render(README, synthetic_results(tmp_path), PARAMS)
     assert "| dSprites (β-VAE; seeds 0, 1, 2) | 0.200 ± 0.100 | 0.250 ± 0.100 | +0.050 [−0.012, +0.088] |" in out
     assert "GMG (decoder, cosine) − base [90% CI]" in out and "| Shapes3D (β-VAE; seeds 0, 1, 2) | 0.700 ± 0.100 |" in out
-    assert "| base | 20.0 | 20.0 |" in out                                 # mean rate of 10, 20, 30 steps/s
+    assert "| dSprites | 0.1 | 3 | 0.060 ± 0.010 | 1.00 | 0.20 | 0.25 |" in out   # the ε0 ablation
     assert "| GMG beats DST | **reproduced** |" in out and "x/y" not in out  # verdicts only
     assert "| GMG (decoder, cosine) | `grad_reg_cv` | 2.00 | 2.00 |" in out
     assert "| L2² → square | +GMG | 0.0123 ± 0.0012 |" in out and "| Cos → annulus | none |" in out

@@ -7,7 +7,7 @@ A generated block sits between `<!-- generated:NAME -->` and `<!-- /generated:NA
 markers is prose and left alone. The sources are the pipeline's small outputs, which DVC keeps out of its cache
 (`cache: false`) and git commits: `results/summary.csv` (one row per evaluated run), `results/report/differences.csv`
 (paired per-seed differences and their bootstrap intervals), `results/report/headline.json` (the verdicts) and
-`results/toy/metrics.json`, plus `params.yaml` for the toy rows' targets and the interval's level.
+`results/toy/metrics.json`, `results/ablation/eps0.csv` (tools/eps0_ablation.py), plus `params.yaml` for the toy rows' targets and the interval's level.
 """
 from __future__ import annotations
 import argparse, difflib, json, re, sys
@@ -72,13 +72,14 @@ def _per_dataset(summary: pd.DataFrame, column: str, methods: list[str], digits:
     return [[m, *(f"{means[(m, d)]:.{digits}f}" if (m, d) in means.index and pd.notna(means[(m, d)]) else ""
                   for d in datasets)] for m in methods]
 
-def rates_table(results: Path, params: dict) -> str:
-    "Training steps per second in the pipeline (mean over seeds), per method and dataset."
-    summary = pd.read_csv(results / "summary.csv")
-    datasets = [DATASET_LABELS.get(d, d) for d in sorted(summary.dataset.unique())]
-    rows = _per_dataset(summary, "train_steps_per_second", _method_order(summary.method), 1)
-    return (markdown(["method (steps/s)", *datasets], rows, ["---"] + ["---:"] * len(datasets))
-            + source_note("results/summary.csv"))
+def eps0_table(results: Path, params: dict) -> str:
+    "The ε0 ablation (tools/eps0_ablation.py): DCI-D, how often GMG's gradient acts, and its variation vs DST's."
+    table = pd.read_csv(results / "ablation" / "eps0.csv")
+    rows = [[DATASET_LABELS.get(r.dataset, r.dataset), f"{r.eps0:g}", str(int(r.seeds)),
+             f"{r.dci_d_mean:.3f} ± {r.dci_d_sd:.3f}", f"{r.gmg_grad_active:.2f}", f"{r.gmg_grad_cv:.2f}",
+             f"{r.dst_grad_cv:.2f}"] for r in table.itertuples()]
+    header = ["dataset", "ε0", "seeds", "DCI-D (GMG)", "GMG gradient active", "GMG `grad_reg_cv`", "DST `grad_reg_cv`"]
+    return markdown(header, rows, ["---"] + ["---:"] * 6) + source_note("results/ablation/eps0.csv")
 
 def gradients_table(results: Path, params: dict) -> str:
     "Variation of the regularizer's gradient norm (second half of training) and how often it is nonzero."
@@ -106,7 +107,7 @@ def toy_table(results: Path, params: dict) -> str:
     header = ["cost → target", "method", "fit S_ε ↓", "GMG", "DST", "contiguity ↑"]
     return markdown(header, rows, ["---"] * len(header)) + source_note("results/toy/metrics.json")
 
-TABLES = {"dci": dci_table, "verdicts": verdicts_table, "rates": rates_table, "gradients": gradients_table,
+TABLES = {"dci": dci_table, "verdicts": verdicts_table, "eps0": eps0_table, "gradients": gradients_table,
           "toy": toy_table}
 
 def render(readme: str, results: Path, params: dict) -> str:

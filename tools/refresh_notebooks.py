@@ -6,14 +6,15 @@
 
 Each notebook runs top to bottom in a fresh Jupyter kernel (nbclient, as `jupyter nbconvert --execute` and
 papermill run notebooks), with `nbs/` as the working directory, as a reader's "Restart kernel and run all" would.
-Nothing is written unless every cell succeeds. The saved notebook is then passed through `nbdev-clean` (the project keeps
-outputs, `clear_all = false`; execution counts and volatile metadata go), so a refreshed notebook is also a
-clean one.
+Nothing is written unless every cell succeeds, and a notebook that someone saved while it ran is left as they
+saved it. The written notebook then goes through `nbdev-clean` (the project keeps outputs, `clear_all = false`;
+execution counts and volatile metadata go), so a refreshed notebook is also a clean one.
 
 Outputs are meant to be reproducible: a second refresh on the same machine leaves `git diff` empty. The kernels
 get fixed thread counts (`--threads`, 1 by default: torch's reductions split work by thread, so the last digits
-of a printed number depend on it) and a fixed hash seed; notebooks seed their own random draws and print no
-timings. matplotlib's PNG files carry no date.
+of a printed number depend on it) and a fixed hash seed; each cell's printed text is one stdout and one stderr
+output, however the kernel chunked it, and the kernel's process id is dropped from warnings' file names. The
+notebooks seed their own random draws and print no timings; matplotlib's PNG files carry no date.
 
 `nbs/experiments/` is left alone: those notebooks are papermill templates; DVC executes them with parameters and
 keeps the executed copies among its outputs (`results/`).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -35,6 +37,7 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
+KERNEL_PID = re.compile(r"ipykernel_\d+")
 
 
 def library_notebooks() -> list[Path]:
@@ -68,9 +71,21 @@ def kernel_env(threads: int) -> dict[str, str]:
 def execute(source: bytes, timeout: int) -> nbformat.NotebookNode:
     "The notebook `source` (a file's bytes), executed in a fresh kernel with cwd nbs/; raises CellExecutionError."
     nb = nbformat.reads(source.decode("utf-8"), as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
-                            record_timing=False, resources={"metadata": {"path": str(NBS)}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False, record_timing=False,
+                            coalesce_streams=True, resources={"metadata": {"path": str(NBS)}})
     client.execute()
+    return without_kernel_pid(nb)
+
+
+def without_kernel_pid(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop the kernel's process id from printed text (a warning names its cell `/tmp/ipykernel_<pid>/<hash>.py`).
+
+    With `coalesce_streams` above (one stdout and one stderr output per cell, however the kernel happened to
+    chunk them), this is what keeps a warning's output the same from one refresh to the next."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                out["text"] = KERNEL_PID.sub("ipykernel", out["text"])
     return nb
 
 
