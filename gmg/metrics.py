@@ -607,7 +607,11 @@ def save_metrics(scores: Mapping[str, float], path: str | os.PathLike) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".metrics-", suffix=".json")
     try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)   # mkstemp's private 0600 would hide the file from other users of a shared disk
         with os.fdopen(fd, "w") as fh:
+
             json.dump(dict(scores), fh, indent=2, sort_keys=True)
             fh.write("\n")
         os.replace(tmp, path)
