@@ -154,7 +154,10 @@ class _LazyTable:
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez_compressed(fh, data=self.data, built=self.built)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is an ordinary pipeline output
+            # mkstemp makes it private (0600); the cache is an ordinary pipeline output: the mode any new file gets
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

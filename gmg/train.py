@@ -20,8 +20,8 @@ from .regularizers import (check_choice, DECODER_LATENTS, JACOBIAN_MODES, REGULA
 
 # %% auto #0
 __all__ = ['DATASETS', 'SOURCES', 'DEVICES', 'RESUMABLE_CHANGES', 'CHECKPOINT', 'TrainConfig', 'atomic_write',
-           'atomic_write_text', 'save_checkpoint', 'load_checkpoint', 'latent_traversal', 'save_traversal_figure',
-           'train', 'train_step', 'load_model', 'config_keys_help', 'main']
+           'atomic_write_text', 'save_checkpoint', 'remove_stale_temporaries', 'load_checkpoint', 'latent_traversal',
+           'save_traversal_figure', 'train', 'train_step', 'load_model', 'config_keys_help', 'main']
 
 # %% ../nbs/14_train.ipynb #c004
 DATASETS = ("dsprites", "shapes3d", "smallnorb", "cars3d")
@@ -163,7 +163,32 @@ def _save_bytes_stable(obj, path) -> None:
     # through an open file: `torch.save(obj, path)` names the archive's inner folder after the (random) temporary
     # file name, so two identical runs would write different bytes and DVC would see different outputs
     with open(path, "wb") as fh:
-        torch.save(obj, fh)
+        torch.save(_interned(obj), fh)
+
+def _interned(obj):
+    """`obj` rebuilt with every string interned (dicts keep their type and a state dict's `_metadata`).
+    Pickle writes a string once per object and refers back to it afterwards, so its bytes depend on which equal
+    strings happen to be one object. A resumed run's strings come from the loaded checkpoint, an uninterrupted
+    run's from the code: interning makes equal strings one object in both, hence the same bytes."""
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, dict):
+        copy = type(obj)((_interned(k), _interned(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):          # `nn.Module.state_dict()`: per-submodule versions
+            copy._metadata = _interned(obj._metadata)
+        return copy
+    if type(obj) in (list, tuple):             # exact types only: a named tuple is rebuilt differently
+        return type(obj)(_interned(v) for v in obj)
+    return obj
+
+def remove_stale_temporaries(out_dir) -> list[Path]:
+    """Delete the temporary files (`.<name>.<random>.tmp`) that `atomic_write` leaves when its process is killed
+    mid-write; returns them. Run before a run (re)starts in `out_dir`: DVC hashes the whole run folder."""
+    stale = sorted(p for p in Path(out_dir).rglob(".*.tmp") if p.is_file())
+    for p in stale:
+        p.unlink()
+    return stale
+
 
 def load_checkpoint(path) -> dict:
     "The checkpoint's dictionary, tensors on CPU (`train` moves model and optimizer states to its device)."
@@ -201,12 +226,31 @@ def _truncate_history(live_dir: Path, last_step: int) -> None:
         kept = [lines[0]] + [l for l in lines[1:] if l and int(l.split("\t")[col]) <= last_step]
         atomic_write_text(tsv, "\n".join(kept) + "\n")
 
-def _open_live(out_dir: Path, resume_step: int | None):
+def _repair_summary(live_dir: Path, last_logged: dict, last_step: int) -> None:
+    """Rewrite dvclive's summary (`metrics.json`) from the checkpoint when a kill left it empty or half-written
+    (dvclive rewrites it in place at every logged step): dvclive cannot resume from it, and it is an output.
+    Same content and layout as dvclive writes: the last logged metrics, then the step they were logged at."""
+    path = live_dir / "metrics.json"
+    try:
+        json.loads(path.read_text())
+        return
+    except FileNotFoundError:
+        if not last_logged:
+            return
+    except ValueError:
+        pass
+    summary = {"train": dict(last_logged), "step": last_step} if last_logged else {}
+    atomic_write_text(path, json.dumps(summary, indent=4) + "\n")
+
+def _open_live(out_dir: Path, resume_step: int | None, last_logged: dict | None = None, last_step: int = 0):
+    """dvclive's logger for `out_dir`; on resume its history is cut back to `resume_step` (the checkpoint's
+    step) and its summary repaired from the checkpoint's `last_logged` metrics (logged at `last_step`)."""
     logging.getLogger("dvclive").setLevel(logging.WARNING)
     from dvclive import Live   # imported lazily: it pulls in dvc
     live_dir = out_dir / "dvclive"
     if resume_step is not None and live_dir.exists():
         _truncate_history(live_dir, resume_step)
+        _repair_summary(live_dir, last_logged or {}, last_step)
     return Live(str(live_dir), resume=resume_step is not None, save_dvc_exp=False, dvcyaml=False)
 
 def _grad_norm(params) -> float:
@@ -311,6 +355,7 @@ def _run(config: TrainConfig, out: Path, device: torch.device, dataset, progress
         finished = _finished_summary(out, saved, config)
         if finished is not None:      # a finished run is left untouched: no output is rewritten
             return finished
+    remove_stale_temporaries(out)     # a killed writer's leftovers: not outputs of this run
     atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
 
     torch.manual_seed(config.seed)
@@ -338,7 +383,8 @@ def _run(config: TrainConfig, out: Path, device: torch.device, dataset, progress
 
     spec = config.regularizer_spec()
     end = min(config.steps, stop_after) if stop_after is not None else config.steps
-    live = _open_live(out, start if saved is not None else None)
+    last_step = start if start == config.steps else start - start % config.log_every   # last logged at or before start
+    live = _open_live(out, start if saved is not None else None, last_logged, last_step)
     if saved is None:
         live.log_params(config.to_dict())
     bar = tqdm(total=config.steps, initial=start, disable=not progress, desc=out.name, dynamic_ncols=True)
@@ -373,7 +419,6 @@ def _finished_summary(out: Path, saved: dict, config: TrainConfig) -> dict | Non
         return None
     summary = json.loads(summary_path.read_text())
     return summary if summary.get("finished") and summary.get("step") == config.steps else None
-
 
 # %% ../nbs/14_train.ipynb #c016
 def train_step(config, spec, model, optimizer, generator, x, window, logged: bool) -> dict[str, float]:
@@ -477,7 +522,6 @@ def main(argv: list[str] | None = None) -> dict:
     except (ValueError, OSError) as e:    # a bad configuration: one clear line, exit status 2 (as argparse does)
         parser.exit(2, f"python -m gmg.train: error: {e}\n")
     return train(config, args.out_dir, progress=not args.no_progress)
-
 
 # %% ../nbs/14_train.ipynb #c019
 try:

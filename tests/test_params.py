@@ -46,7 +46,7 @@ def test_the_papers_grid_passes(tmp_path):
         assert "160 training run(s)" in check_params(_copy(tmp_path / str(i), {"profile": "paper", **axes, key: value}))
 
 BAD = {   # section: [(change, profile file change, expected message fragment)]
-    "top level": [({"profile": "gpu"}, None, "profile: unknown profile 'gpu': expected one of cpu, micro, paper"),
+    "top level": [({"profile": "laptop"}, None, "profile: unknown profile 'laptop': expected one of cpu, gpu, micro, paper"),
                   ({"seed": -1}, None, "seed must be an integer ≥ 0, got -1"),
                   ({"extra": 1}, None, "top level: unknown key(s) extra"),
                   ({"toy": ...}, None, "top level: missing key(s) toy")],

@@ -45,6 +45,12 @@ def synthetic_results(folder: Path) -> Path:
     pd.DataFrame([dict(eps0=e, dataset="dsprites", seeds=3, dci_d_mean=m, dci_d_sd=0.01, gmg_grad_active=1.0,
                        gmg_grad_cv=cv, dst_grad_cv=0.25) for e, m, cv in ((0.1, 0.06, 0.2), (0.01, 0.05, 1.5))]
                  ).to_csv(folder / "ablation" / "eps0.csv", index=False)
+    (folder / "benchmarks").mkdir()
+    (folder / "benchmarks" / "grid_speed_cpu.json").write_text(json.dumps({
+        "profile": "cpu", "stages": 39, "cpus": 2, "jobs": 2, "grid_threads_per_job": 1, "load_average_before": [0.5, 1.25],
+        "runs": [{"runner": "dvc repro (serial)", "seconds": 1800.0, "speedup_vs_serial": 1.0},
+                 {"runner": "gmg.grid --jobs 2", "seconds": 1200.0, "speedup_vs_serial": 1.5}],
+        "lock_entries_identical": 3, "runs_compared": 18, "max_abs_dci_d_difference": 0.01234}))
     return folder
 
 README = "Intro 1.23.\n\n" + "\n".join(f"<!-- generated:{n} -->\nstale 9.99\n<!-- /generated:{n} -->\n" for n in tables.TABLES)
@@ -57,6 +63,7 @@ def test_values_of_a_known_result_set(tmp_path):
     assert "| GMG beats DST | **reproduced** |" in out and "x/y" not in out  # verdicts only
     assert "| GMG (decoder, cosine) | `grad_reg_cv` | 2.00 | 2.00 |" in out
     assert "| L2² → square | +GMG | 0.0123 ± 0.0012 |" in out and "| Cos → annulus | none |" in out
+    assert "| gmg.grid --jobs 2 | 20.0 min (1200 s) | 1.50× |" in out and "largest DCI-D difference between the two runs: 0.0123" in out
     assert "stale 9.99" not in out and out.startswith("Intro 1.23.\n") and tables.render(out, tmp_path, PARAMS) == out
 
 def test_check_catches_a_changed_number_and_ignores_prose(tmp_path):

@@ -65,6 +65,34 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
 
     subprocess.run(_command(killed), env=_env(), check=True, cwd=tmp_path)
     _assert_same_run(full, killed)
+    assert _files(killed) == _files(full), "the resumed run's files are not the uninterrupted run's bytes"
+
+def _files(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+SHORT = dict(RUN, steps=12, checkpoint_every=4, log_every=4)
+
+def test_a_kill_mid_write_leaves_no_trace_in_the_resumed_run(tmp_path):
+    "What SIGKILL leaves mid-write (temporary files, dvclive's summary cut short) is gone from the resumed run's bytes."
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    train(SHORT, full, progress=False)
+    train(SHORT, cut, progress=False, stop_after=8)
+    (cut / f".{CHECKPOINT}.k1ll3d.tmp").write_bytes(b"half a checkpoint")
+    (cut / "dvclive" / "plots" / "metrics" / "train" / ".loss.tsv.k1ll3d.tmp").write_text("step\tloss\n")
+    (cut / "dvclive" / "metrics.json").write_text("")
+    train(SHORT, cut, progress=False)
+    assert _files(cut) == _files(full)
+
+def test_a_kill_between_the_last_checkpoint_and_the_outputs_is_finished_identically(tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    train(SHORT, full, progress=False)
+    train(SHORT, cut, progress=False)
+    for name in ("metrics.json", "traversal.png"):   # killed before the final outputs ...
+        (cut / name).unlink()
+    summary = cut / "dvclive" / "metrics.json"      # ... while dvclive rewrote its summary
+    summary.write_text(summary.read_text()[:40])
+    train(SHORT, cut, progress=False)
+    assert _files(cut) == _files(full)
 
 def test_resume_refuses_another_configuration(tmp_path):
     out = tmp_path / "run"

@@ -7,7 +7,8 @@ A generated block sits between `<!-- generated:NAME -->` and `<!-- /generated:NA
 markers is prose and left alone. The sources are the pipeline's small outputs, which DVC keeps out of its cache
 (`cache: false`) and git commits: `results/summary.csv` (one row per evaluated run), `results/report/differences.csv`
 (paired per-seed differences and their bootstrap intervals), `results/report/headline.json` (the verdicts) and
-`results/toy/metrics.json`, `results/ablation/eps0.csv` (tools/eps0_ablation.py), plus `params.yaml` for the toy rows' targets and the interval's level.
+`results/toy/metrics.json`, `results/ablation/eps0.csv` (tools/eps0_ablation.py),
+`results/benchmarks/grid_speed_cpu.json` (benchmarks/grid_speed.py), plus `params.yaml` for the toy rows' targets and the interval's level.
 """
 from __future__ import annotations
 import argparse, difflib, json, re, sys
@@ -107,8 +108,23 @@ def toy_table(results: Path, params: dict) -> str:
     header = ["cost → target", "method", "fit S_ε ↓", "GMG", "DST", "contiguity ↑"]
     return markdown(header, rows, ["---"] * len(header)) + source_note("results/toy/metrics.json")
 
+def grid_speed_table(results: Path, params: dict) -> str:
+    "Wall time of the whole pipeline, serial `dvc repro` against the grid executor (benchmarks/grid_speed.py)."
+    bench = json.loads((results / "benchmarks" / "grid_speed_cpu.json").read_text())
+    rows = [[r["runner"], f"{r['seconds'] / 60:.1f} min ({r['seconds']:.0f} s)", f"{r['speedup_vs_serial']:.2f}×"]
+            for r in bench["runs"]]
+    shift = bench.get("max_abs_dci_d_difference")
+    note = (f"\n{bench['profile']} profile, {bench['stages']} stages, {bench['cpus']} CPUs; grid: `--jobs {bench['jobs']}`, "
+            f"torch threads per job: {bench['grid_threads_per_job']}; load average before each run: "
+            f"{', '.join(f'{x:.2f}' for x in bench['load_average_before'])}; `dvc.lock` entries identical: "
+            f"{bench['lock_entries_identical']} of {bench['stages']}"
+            + (f"; largest DCI-D difference between the two runs: {shift:.4f} ({bench['runs_compared']} runs)"
+               if shift is not None else "") + ".\n")
+    return (markdown(["runner", "wall time", "speed-up vs serial"], rows, ["---", "---:", "---:"]) + note
+            + source_note("results/benchmarks/grid_speed_cpu.json"))
+
 TABLES = {"dci": dci_table, "verdicts": verdicts_table, "eps0": eps0_table, "gradients": gradients_table,
-          "toy": toy_table}
+          "toy": toy_table, "grid_speed": grid_speed_table}
 
 def render(readme: str, results: Path, params: dict) -> str:
     "`readme` with every generated block rewritten; an unknown block name is an error."
