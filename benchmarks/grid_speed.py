@@ -11,9 +11,9 @@ the grid's copy sets `threads` (and the evaluation's `n_jobs`) to `--threads-per
 workers"), so its trainings do not oversubscribe the cores. Torch's CPU kernels may round differently with another
 thread count, so on the cpu profile the two runs' hashes are not expected to match; the script reports how far
 their headline metric (DCI disentanglement) moved instead. `--out` writes everything as JSON (the README's table
-is generated from `benchmarks/results/grid_speed_cpu.json` by tools/readme_tables.py).
+is generated from `results/benchmarks/grid_speed_cpu.json` by tools/readme_tables.py).
 
-    python benchmarks/grid_speed.py --out benchmarks/results/grid_speed_cpu.json   # cpu profile (~1 h)
+    python benchmarks/grid_speed.py --out results/benchmarks/grid_speed_cpu.json   # cpu profile (~1 h)
     python benchmarks/grid_speed.py --profile micro      # a seconds-per-stage smoke run of the script itself
 """
 from __future__ import annotations

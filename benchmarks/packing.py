@@ -13,13 +13,13 @@ then share the cores, so expect no gain beyond the number of cores).
     python benchmarks/packing.py --device cpu --procs 1,2 --steps 10 --pretrain 0     # smoke run
 """
 from __future__ import annotations
-import argparse, json, os, platform, subprocess, sys, tempfile, time
+import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 
-CONFIGS = {
-    "β-VAE": dict(),
-    "+ GMG (decoder, Cos)": dict(regularizer="gmg", target="decoder", cost="cosine", lam=1.0),
-}
+from train_speed import CONFIGS as TRAIN_SPEED_CONFIGS, device_name
+
+# the two rows of benchmarks/train_speed.py that bound a grid's steps: the plain model and GMG
+CONFIGS = {name: TRAIN_SPEED_CONFIGS[name] for name in ("β-VAE", "+ GMG (decoder, Cos)")}
 
 
 def worker(args) -> None:
@@ -119,7 +119,7 @@ def main() -> None:
             rows.append(measure(config, n, args))
             print(f"{config}, {n} run(s): {rows[-1]['aggregate_steps_per_s']:.1f} steps/s in all", flush=True)
     import torch
-    device = torch.cuda.get_device_name() if args.device == "cuda" else (platform.processor() or platform.machine())
+    device = device_name(torch.device(args.device))
     print(f"\ndevice: {device} ({args.device}); torch {torch.__version__}; batch {args.batch}; {args.steps} timed steps "
           f"per process after {args.pretrain} β-VAE steps; torch.set_num_threads({args.threads}) per process\n")
     print("| configuration | runs on the device | aggregate steps/s | steps/s per run | aggregate vs one run |")
