@@ -12,20 +12,27 @@ from .costs import cost_matrix, as_point_cloud
 from .gromov import entropic_gw
 
 # %% auto #0
-__all__ = ['DEFAULT_EPS0', 'epsilon_rule', 'entropy', 'distortion_from_costs', 'gap_from_coupling', 'distortion', 'GapInfo',
-           'gromov_monge_gap_from_costs', 'gromov_monge_gap']
+__all__ = ['DEFAULT_EPS0', 'DEFAULT_EPS0_START', 'cost_spread', 'epsilon_rule', 'entropy', 'distortion_from_costs',
+           'gap_from_coupling', 'distortion', 'GapInfo', 'gromov_monge_gap_from_costs', 'gromov_monge_gap']
 
 # %% ../nbs/02_gap.ipynb #c004
 DEFAULT_EPS0 = 0.01   # ε0 of the ε rule everywhere (library, TrainConfig, params.yaml): see "Choosing ε0" below
+DEFAULT_EPS0_START = 0.3   # ε-scaling starts the solver here (a blurred plan) and halves ε down to ε0
+
+def cost_spread(C: torch.Tensor) -> torch.Tensor:
+    "σ(C) = √mean((C − mean C)²) over the last two dims, without gradient: `(*batch, n, n)` → `(*batch,)`."
+    C = C.detach()
+    return (C - C.mean(dim=(-1, -2), keepdim=True)).pow(2).mean(dim=(-1, -2)).sqrt()
 
 def epsilon_rule(Cx: torch.Tensor, Cy: torch.Tensor, eps0: float) -> torch.Tensor:
-    """ε = ε0 · mean|Cx| · mean|Cy| per batch index `(*batch,)`, without gradient (Algorithm 1 of the paper).
+    """ε = ε0 · σ(Cx) · σ(Cy) per batch index `(*batch,)`, without gradient: the spreads of the centred costs.
 
-    A floor at the smallest normal number keeps ε > 0 when a batch has all-identical points (zero costs)."""
+    Unchanged when a constant is added to either cost, and multiplied by s when one cost is multiplied by s > 0,
+    as the linearized GW cost is: the plan P_ε is then invariant to both (see "The ε rule"). A floor at the
+    smallest normal number keeps ε > 0 when a cost has no spread (all points identical: every plan is optimal)."""
     if not eps0 > 0:
         raise ValueError(f"eps0 must be positive, got {eps0}")
-    scale = Cx.detach().abs().mean(dim=(-1, -2)) * Cy.detach().abs().mean(dim=(-1, -2))
-    return (eps0 * scale).clamp_min(torch.finfo(Cx.dtype).tiny)
+    return (eps0 * cost_spread(Cx) * cost_spread(Cy)).clamp_min(torch.finfo(Cx.dtype).tiny)
 
 def _identity_coupling(like: torch.Tensor) -> torch.Tensor:
     n = like.shape[-1]
@@ -109,15 +116,17 @@ class GapInfo:
     energy: torch.Tensor       # E(P), the GW energy of the coupling used (no gradient)
     entropy: torch.Tensor      # H(P) (Shannon)
     eps: torch.Tensor          # ε (of the ε rule, or as passed)
+    bias: torch.Tensor         # ε·H(P), the entropic part of the value (no gradient): compare it with the gap
     coupling: torch.Tensor     # the coupling used (the entropic plan, or I/n where the guard chose it)
     used_identity: torch.Tensor  # bool: the (optional) guard replaced the plan by I/n
     n_iter: int                # mirror-descent steps
     converged: torch.Tensor    # bool per batch index
+    underflowed: torch.Tensor  # bool per batch index: the plan is an exact permutation (ε too small; warned)
 
 def gromov_monge_gap_from_costs(Cx: torch.Tensor, Cy: torch.Tensor, eps0: float = DEFAULT_EPS0, *,
                                 eps=None, guard_sign: bool = False, max_iter: int = 50, tol: float = 1e-4,
-                                sinkhorn_iter: int = 100, sinkhorn_tol: float = 1e-4, eps0_start: float = 0.05,
-                                warn_unconverged: bool = True):
+                                sinkhorn_iter: int = 100, sinkhorn_tol: float = 1e-4,
+                                eps0_start: float = DEFAULT_EPS0_START, warn_unconverged: bool = True):
     """GMG_ε from two cost matrices `(*batch, n, n)` (any costs, e.g. your own): returns `(gap, GapInfo)`.
 
     `gromov_monge_gap` is this function applied to `cost_matrix(x)`, `cost_matrix(y)`; see it for the parameters."""
@@ -127,6 +136,11 @@ def gromov_monge_gap_from_costs(Cx: torch.Tensor, Cy: torch.Tensor, eps0: float 
     with _no_autocast(Cx):
         gap, info = _gap_from_costs(Cx, Cy, eps0, eps, guard_sign, max_iter, tol, sinkhorn_iter, sinkhorn_tol,
                                     eps0_start)
+    if bool(info.underflowed.any()):
+        # constant text: Python then shows it once per call site, not on every training step
+        warnings.warn("gmg: the entropic plan underflowed to a permutation (ε is too small for the spread of "
+                      "these costs), so the gradient sees no other matching, and is exactly zero where that "
+                      "permutation is the map's own: raise eps0", RuntimeWarning, stacklevel=3)
     if warn_unconverged and not bool(info.converged.all()):
         warnings.warn(f"gmg: the entropic GW solver stopped after {info.n_iter} mirror-descent steps without "
                       f"converging on {int((~info.converged).sum())} of {info.converged.numel()} batch member(s); "
@@ -162,24 +176,33 @@ def _gap_from_costs(Cx, Cy, eps0, eps, guard_sign, max_iter, tol, sinkhorn_iter,
     H = entropy(P)
     energy = (dst - gap).detach() + eps * H       # E(P) = DST − (gap − ε H)
     info = GapInfo(distortion=dst, gw=(energy - eps * H).detach(), energy=energy, entropy=H, eps=eps,
-                   coupling=P, used_identity=used_identity, n_iter=sol.n_iter, converged=sol.converged)
+                   bias=(eps * H).detach(), coupling=P, used_identity=used_identity, n_iter=sol.n_iter,
+                   converged=sol.converged, underflowed=_underflowed(sol.coupling))
     return gap, info
+
+def _underflowed(P: torch.Tensor) -> torch.Tensor:
+    # an entropic plan has full support; n nonzero entries (a permutation) means exp(−G/ε) underflowed to 0
+    return (P > 0).sum(dim=(-1, -2)) <= P.shape[-1]
 
 def gromov_monge_gap(x: torch.Tensor, y: torch.Tensor, cost: str = "cosine", cost_y: str | None = None,
                      eps0: float = DEFAULT_EPS0, *, eps=None, batch_dims: int = 0, guard_sign: bool = False,
                      max_iter: int = 50, tol: float = 1e-4, sinkhorn_iter: int = 100, sinkhorn_tol: float = 1e-4,
-                     eps0_start: float = 0.05, warn_unconverged: bool = True, return_info: bool = False):
+                     eps0_start: float = DEFAULT_EPS0_START, warn_unconverged: bool = True,
+                     return_info: bool = False):
     """Entropic Gromov-Monge gap GMG_ε = DST − GW_ε = DST − E(P_ε) + ε·H(P_ε) of the map x_i ↦ y_i,
     differentiable in `x` and `y`, with a nonzero gradient whenever the map is not a Gromov-Monge map.
 
     `x`: `(*batch, n, *features_x)` reference points, `y`: `(*batch, n, *features_y)` their images (features
     are flattened; `batch_dims` leading batch dimensions). Costs: `"sqeuclidean"`, `"scaled_sqeuclidean"`,
-    `"cosine"`; `cost_y` defaults to `cost`. ε = `eps0`·mean|Cx|·mean|Cy| (no gradient), or the absolute `eps`
-    when given. P_ε is the entropic GW plan started at I/n (`gmg.gromov.entropic_gw` with `max_iter`, `tol`,
-    `sinkhorn_iter`, `sinkhorn_tol`); the gradient holds it fixed (envelope theorem), and equals the derivative
-    of the returned value. The value is ≥ ε·log n whenever the solver lowers F_ε = E − εH from I/n, and exceeds
-    the exact GMG by a bias in [ε log n, 2ε log n]. ε-scaling: the solver starts at `max(eps0, eps0_start)`
-    and halves ε each step down to `eps0`, which keeps Sinkhorn fast and stable for small ε0.
+    `"cosine"`; `cost_y` defaults to `cost`. ε = `eps0`·σ(Cx)·σ(Cy) with σ the spread of the centred costs
+    (`epsilon_rule`, no gradient), or the absolute `eps` when given. P_ε is the entropic GW plan started at I/n
+    (`gmg.gromov.entropic_gw` with `max_iter`, `tol`, `sinkhorn_iter`, `sinkhorn_tol`); the gradient holds it
+    fixed (envelope theorem). It is the derivative of the returned value when the solve has converged (P_ε
+    stationary; `info.converged`); at a fixed budget it is the fixed-plan gradient at the plan reached, an
+    approximation whose accuracy "Gradient honesty" in `nbs/02_gap.ipynb` measures. The value exceeds the exact
+    GMG by a bias in [ε log n, 2ε log n] (`info.bias` = ε·H(P_ε)). ε-scaling: the solver starts at
+    `max(eps0, eps0_start)` and halves ε each step down to `eps0`. A plan that underflows to a permutation
+    (ε0 far too small) warns once per call site: its gradient sees no other matching.
     `guard_sign=True` (reporting only) keeps I/n where it beats P_ε in F_ε: the gap is then ε·log n with zero
     gradient. `warn_unconverged`: a `RuntimeWarning` when the solver hits `max_iter` unconverged.
     Mixed precision: float16/bfloat16 inputs are promoted to float32 (mixed float32/float64 to float64) and an

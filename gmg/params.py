@@ -15,10 +15,11 @@ from .regularizers import REGULARIZERS
 from .train import SOURCES, TrainConfig
 
 # %% auto #0
-__all__ = ['DATASETS_KEYS', 'TOY_KEYS', 'TRAIN_KEYS', 'EVALUATE_KEYS', 'EVALUATE_PROFILE_KEYS', 'REPORT_KEYS', 'PARAMS_KEYS',
-           'ParamsError', 'as_cli', 'check_keys', 'check_int', 'check_number', 'check_bool', 'check_names',
-           'comma_list', 'check_datasets', 'check_toy', 'check_profile_train', 'check_train', 'check_evaluate',
-           'check_report', 'profile_files', 'check_params', 'main']
+__all__ = ['DATASETS_KEYS', 'TOY_KEYS', 'TRAIN_KEYS', 'EVALUATE_KEYS', 'EVALUATE_PROFILE_KEYS', 'REPORT_KEYS', 'PILOT_SEEDS_FROM',
+           'PARAMS_KEYS', 'ParamsError', 'as_cli', 'check_keys', 'check_int', 'check_number', 'check_bool',
+           'check_names', 'comma_list', 'check_datasets', 'check_toy', 'check_seeds', 'check_lams',
+           'check_profile_train', 'check_train', 'check_evaluate', 'check_report', 'profile_files', 'check_params',
+           'main']
 
 # %% ../nbs/16_params.ipynb #c004
 class ParamsError(ValueError):
@@ -133,6 +134,27 @@ def _grid_list(where: str, value, choices: tuple[str, ...] | None = None) -> lis
         raise ParamsError(f"{where}: a DVC matrix axis must be a non-empty list such as [a, b], got {value!r}")
     return check_names(where, value, choices) if choices else value
 
+PILOT_SEEDS_FROM = 1000   # seeds ≥ this are pilot seeds (tools/calibrate_lambda.py): never a reported run's
+
+def check_seeds(where: str, seeds: list) -> list:
+    "Distinct integers in [0, PILOT_SEEDS_FROM): a repeated seed would run one run twice into one folder."
+    seeds = [check_int(where, s, 0) for s in seeds]
+    for s in seeds:
+        if s >= PILOT_SEEDS_FROM:
+            raise ParamsError(f"{where}: seed {s} is a pilot seed (≥ {PILOT_SEEDS_FROM}, used to choose settings): "
+                              "reported runs use seeds below it")
+        if seeds.count(s) > 1:
+            raise ParamsError(f"{where}: seed {s} appears more than once")
+    return seeds
+
+def check_lams(where: str, value) -> dict:
+    "λ per regularizer: a mapping with one number for each of dst, gmg, jacobian (`none` trains with λ = 0)."
+    wanted = [r for r in REGULARIZERS if r != "none"]
+    if not isinstance(value, dict) or sorted(value) != sorted(wanted):
+        raise ParamsError(f"{where}: expected a λ for each of {', '.join(wanted)} (a mapping such as "
+                          f"{{dst: 100.0, gmg: 1.0e+6, jacobian: 10.0}}), got {value!r}")
+    return {k: as_cli(v) for k, v in value.items()}
+
 def check_profile_train(profile_train: dict, where: str) -> None:
     "The profile's train.yaml holds TrainConfig fields only."
     try: TrainConfig.from_dict(dict(profile_train or {}))
@@ -147,11 +169,12 @@ def check_train(section: dict, source: str, profile_train: dict, where: str = "t
     axes = [_grid_list(f"{where}.datasets", section["datasets"], DATASETS),
             _grid_list(f"{where}.models", section["models"], BASE_MODELS),
             _grid_list(f"{where}.regularizers", section["regularizers"], REGULARIZERS)]
-    seeds = [check_int(f"{where}.seeds", s, 0) for s in _grid_list(f"{where}.seeds", section["seeds"])]
+    seeds = check_seeds(f"{where}.seeds", _grid_list(f"{where}.seeds", section["seeds"]))
+    lams = check_lams(f"{where}.lam", section["lam"])
     check_profile_train(profile_train, profile_where)
     shared = {k: as_cli(section[k]) for k in ("beta", "hfs_gamma", "target", "cost", "eps0")}
     for dataset, model, regularizer in itertools.product(*axes):
-        lam = 0.0 if regularizer == "none" else as_cli(section["lam"])
+        lam = 0.0 if regularizer == "none" else lams[regularizer]
         try:
             TrainConfig.from_dict({**profile_train, **shared, "dataset": dataset, "source": source, "model": model,
                                    "regularizer": regularizer, "lam": lam, "seed": seeds[0]})
@@ -180,7 +203,7 @@ def check_report(section: dict, where: str = "report") -> str:
     check_int(f"{where}.n_boot", section["n_boot"], 100)
     check_number(f"{where}.ci", section["ci"], 0, 1)
     check_int(f"{where}.seed", section["seed"], 0)
-    return f"{as_cli(section['n_boot'])} bootstrap resamples"
+    return f"{as_cli(section['n_boot'])} BCa resamples (≥ 6 seeds)"
 
 # %% ../nbs/16_params.ipynb #c010
 PARAMS_KEYS = ("profile", "seed", "datasets", "toy", "train", "evaluate", "report")

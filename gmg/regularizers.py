@@ -32,11 +32,11 @@ class RegularizerSpec:
     kind: str = "none"             # one of REGULARIZERS
     target: str = "decoder"        # one of TARGETS (gmg/dst; the Jacobian term is on the decoder)
     cost: str = "cosine"           # one of gmg.costs.COST_KINDS, on both sides
-    eps0: float = DEFAULT_EPS0     # ε = eps0 · mean|Cx| · mean|Cy| (gmg.gap's rule and default)
+    eps0: float = DEFAULT_EPS0     # ε = eps0 · σ(Cx) · σ(Cy), spreads of the centred costs (gmg.gap's rule)
     latents: str = "posterior"     # decoder reference batch, one of DECODER_LATENTS
     jacobian_mode: str = "isometry"  # one of JACOBIAN_MODES
     projections: int = 1           # random projection pairs per point for the Jacobian estimate
-    gw_max_iter: int = 10          # GW mirror-descent steps per GMG call (gmg.gap's max_iter)
+    gw_max_iter: int = 20          # GW mirror-descent steps per GMG call (gmg.gap's max_iter; "Gradient honesty")
     sinkhorn_iter: int = 30        # Sinkhorn iterations per mirror-descent step (gmg.gap's sinkhorn_iter)
 
     def __post_init__(self):
@@ -87,8 +87,9 @@ def jacobian_regularizer(decoder_mean, z: torch.Tensor, mode: str = "isometry", 
 def _gap_with_info(spec: RegularizerSpec, ref: torch.Tensor, img: torch.Tensor):
     value, info = gromov_monge_gap(ref, img, cost=spec.cost, eps0=spec.eps0, max_iter=spec.gw_max_iter,
                                    sinkhorn_iter=spec.sinkhorn_iter, warn_unconverged=False, return_info=True)
-    floor = info.eps * math.log(ref.shape[0])
-    diag = {"gmg": value.detach(), "dst": info.distortion.detach(), "gmg_excess": (value - floor).detach(),
+    # the bias ε·H(P) beside the value: when the two are close, the value is entropic blur, not a gap
+    diag = {"gmg": value.detach(), "dst": info.distortion.detach(), "gmg_bias": info.bias,
+            "plan_entropy": (info.entropy / math.log(ref.shape[0])).detach(),   # 1: a permutation, 2: product
             "eps": info.eps.detach(), "gw_iter": float(info.n_iter),
             "gw_converged": float(bool(torch.as_tensor(info.converged).all()))}
     return value, diag

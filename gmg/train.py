@@ -21,7 +21,8 @@ from .regularizers import (check_choice, DECODER_LATENTS, JACOBIAN_MODES, REGULA
 # %% auto #0
 __all__ = ['DATASETS', 'SOURCES', 'DEVICES', 'RESUMABLE_CHANGES', 'CHECKPOINT', 'TrainConfig', 'atomic_write',
            'atomic_write_text', 'save_checkpoint', 'remove_stale_temporaries', 'load_checkpoint', 'latent_traversal',
-           'save_traversal_figure', 'train', 'train_step', 'load_model', 'config_keys_help', 'main']
+           'save_traversal_figure', 'train', 'train_step', 'regularized_network', 'load_model', 'config_keys_help',
+           'main']
 
 # %% ../nbs/14_train.ipynb #c004
 DATASETS = ("dsprites", "shapes3d", "smallnorb", "cars3d")
@@ -45,10 +46,10 @@ class TrainConfig:
     target: str = "decoder"          # one of gmg.regularizers.TARGETS
     cost: str = "cosine"             # one of gmg.costs.COST_KINDS
     lam: float = 0.0                 # weight λ of the regularizer
-    eps0: float = DEFAULT_EPS0       # ε0 of the GMG ε rule (gmg.gap.DEFAULT_EPS0)
+    eps0: float = DEFAULT_EPS0       # ε0 of the GMG ε rule ε = ε0·σ(Cx)·σ(Cy) (gmg.gap.DEFAULT_EPS0)
     latents: str = "posterior"       # decoder reference batch, one of DECODER_LATENTS
     jacobian_mode: str = "isometry"  # one of JACOBIAN_MODES
-    gw_max_iter: int = 10            # GW mirror-descent steps per GMG call
+    gw_max_iter: int = 20            # GW mirror-descent steps per GMG call
     sinkhorn_iter: int = 30          # Sinkhorn iterations per mirror-descent step
     decoder_free: bool = False       # no reconstruction gradient into the encoder
     latent_dim: int = 10             # dimension of the latent code
@@ -437,18 +438,37 @@ def train_step(config, spec, model, optimizer, generator, x, window, logged: boo
             metrics.update(monitor_gmg(spec, model, x, out, generator))
         metrics.update(diag)
         params = [p for p in model.parameters()]
+        reg_grads = None
         if spec.kind != "none" and reg.requires_grad:
-            grads = torch.autograd.grad(reg, params, retain_graph=True, allow_unused=True)
-            metrics["grad_reg"] = float(torch.stack([g.norm() for g in grads if g is not None]).norm()) \
-                if any(g is not None for g in grads) else 0.0
+            reg_grads = torch.autograd.grad(reg, params, retain_graph=True, allow_unused=True)
+            metrics["grad_reg"] = _norm(reg_grads)
     terms["loss"].backward()
     if logged:
         metrics["grad_encoder"] = _grad_norm(model.encoder.parameters())
         metrics["grad_decoder"] = _grad_norm(model.decoder.parameters())
         metrics["grad_total"] = _grad_norm(model.parameters())
+        metrics["reg_share"] = _reg_share(config.lam, reg_grads, params, regularized_network(model, spec))
     optimizer.step()
     window.add(terms)
     return metrics
+
+def regularized_network(model: VAE, spec) -> torch.nn.Module:
+    "The network whose geometry `spec` regularizes: the encoder for target encoder, else the decoder."
+    return model.encoder if spec.target == "encoder" and spec.kind in ("gmg", "dst") else model.decoder
+
+def _norm(grads) -> float:
+    norms = [g.norm() for g in grads if g is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
+
+def _reg_share(lam: float, reg_grads, params, network: torch.nn.Module) -> float:
+    """λ‖∇θ R‖ / ‖∇θ (total loss)‖ over the parameters θ of `network`: how much of the update the regularizer is.
+    0 without a regularizer. Above 1 when the regularizer and the rest of the loss pull against each other."""
+    if reg_grads is None:
+        return 0.0
+    ours = {id(p) for p in network.parameters()}
+    reg = _norm(g for p, g in zip(params, reg_grads) if id(p) in ours)
+    total = _grad_norm(network.parameters())
+    return lam * reg / total if total > 0 else 0.0
 
 def _finish(config, out: Path, model, dataset, device, last_logged: dict, seconds: float, steps_run: int) -> dict:
     model.eval()
@@ -460,19 +480,31 @@ def _finish(config, out: Path, model, dataset, device, last_logged: dict, second
     active = _reg_grad_active(out)
     if active is not None:
         summary["reg_grad_active"] = active
+    share = _second_half_mean(out, "reg_share", config.steps)
+    if share is not None:
+        summary["reg_share_mean"] = share
     # timings stay out of the outputs: identical runs must write identical bytes (DVC hashes them)
     atomic_write_text(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
     return {**summary, "steps_per_second": steps_run / seconds} if steps_run else summary
 
+def _history(out: Path, name: str) -> list[tuple[int, float]]:
+    "The logged `(step, value)` rows of metric `train/<name>` (dvclive's TSV), empty when it was never logged."
+    tsv = out / "dvclive" / "plots" / "metrics" / "train" / f"{name}.tsv"
+    if not tsv.is_file():
+        return []
+    rows = [line.split("\t") for line in tsv.read_text().splitlines()]
+    step, col = rows[0].index("step"), rows[0].index(name)
+    return [(int(r[step]), float(r[col])) for r in rows[1:] if len(r) > col]
+
 def _reg_grad_active(out: Path) -> float | None:
     "Share of logged steps on which the regularizer's gradient was nonzero (from the dvclive history)."
-    tsv = out / "dvclive" / "plots" / "metrics" / "train" / "grad_reg.tsv"
-    if not tsv.is_file():
-        return None
-    rows = [line.split("\t") for line in tsv.read_text().splitlines()]
-    col = rows[0].index("grad_reg")
-    values = [float(r[col]) for r in rows[1:] if len(r) > col]
+    values = [v for _, v in _history(out, "grad_reg")]
     return sum(v > 0 for v in values) / len(values) if values else None
+
+def _second_half_mean(out: Path, name: str, steps: int) -> float | None:
+    "Mean of a logged metric over the second half of training (steps > steps/2), None when never logged there."
+    values = [v for s, v in _history(out, name) if s > steps / 2]
+    return sum(values) / len(values) if values else None
 
 
 def load_model(out_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[VAE, TrainConfig, int]:

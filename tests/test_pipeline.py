@@ -139,7 +139,7 @@ def test_report_covers_every_run(micro_repo):
     differences = pd.read_csv(repo / "results" / "report" / "differences.csv")
     headline = differences[differences.score == "dci_disentanglement"]
     assert set(headline.versus) == {"base", "DST"} and (headline.seeds == 2).all()
-    assert (headline.low <= headline["mean"]).all() and (headline["mean"] <= headline.high).all()
+    assert (headline.t_low <= headline["mean"]).all() and (headline["mean"] <= headline.t_high).all()
     verdicts = (repo / "results" / "report" / "verdicts.md").read_text()
     assert "Decoder beats encoder | **not tested at this profile**" in verdicts
     assert "GMG beats DST | **not tested at this profile** | only 2 paired seed(s)" in verdicts   # 2 < min_seeds
@@ -188,7 +188,7 @@ def test_fresh_clone_shows_the_committed_numbers(fresh_clone, micro_repo):
 def test_fresh_clone_dry_runs(fresh_clone):
     "`--dry` lists every stage (nothing is cached in a clone) and changes nothing."
     clone, env = fresh_clone
-    for command in (["dvc", "repro", "--dry"], ["dvc", "exp", "run", "--dry", "-S", "train.lam=1"]):
+    for command in (["dvc", "repro", "--dry"], ["dvc", "exp", "run", "--dry", "-S", "train.lam.gmg=1"]):
         out = _sh(command, clone, env).stdout
         assert {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")} == STAGES, out
     assert _sh(["git", "status", "--porcelain"], clone, env).stdout == ""

@@ -66,6 +66,24 @@ def test_values_of_a_known_result_set(tmp_path):
     assert "| gmg.grid --jobs 2 | 20.0 min (1200 s) | 1.50× |" in out and "largest DCI-D difference between the two runs: 0.0123" in out
     assert "stale 9.99" not in out and out.startswith("Intro 1.23.\n") and tables.render(out, tmp_path, PARAMS) == out
 
+def test_differences_written_by_gmg_stats(tmp_path):
+    "The report's current differences.csv: Student-t columns, GMG − GMG rows (verdicts only), a single-seed row."
+    results = synthetic_results(tmp_path)
+    new = pd.DataFrame([dict(dataset=d, base_model="beta_vae", comparison="GMG (decoder, cosine) − base", versus="base",
+                             score="dci_disentanglement", seeds=3, mean=0.05, sd=0.05, t_low=-0.0742, t_high=0.1742,
+                             bca_low=None, bca_high=None, p_t=0.25, p_sign=0.25, p_perm=0.25, claim="c", direction=1,
+                             family="claims", p_holm=0.5, verdict="inconclusive", mde=0.3)
+                        for d in ("dsprites", "shapes3d")]
+                       + [dict(dataset="dsprites", base_model="beta_vae", versus="target encoder", score="dci_disentanglement",
+                               comparison="GMG (decoder, cosine) − GMG (encoder, cosine)", seeds=3, mean=0.01, t_low=-0.1,
+                               t_high=0.12)])
+    new.loc[1, ["t_low", "t_high"]] = None   # one seed: no interval, the mean alone
+    new.to_csv(results / "report" / "differences.csv", index=False)
+    out = tables.render(README, results, PARAMS)
+    assert "GMG (decoder, cosine) − base [90% t-interval] |" in out and "encoder" not in out
+    assert "| dSprites (β-VAE; seeds 0, 1, 2) | 0.200 ± 0.100 | 0.250 ± 0.100 | +0.050 [−0.074, +0.174] |" in out
+    assert "| Shapes3D (β-VAE; seeds 0, 1, 2) | 0.700 ± 0.100 | 0.750 ± 0.100 | +0.050 |" in out
+
 def test_check_catches_a_changed_number_and_ignores_prose(tmp_path):
     results = synthetic_results(tmp_path / "results")
     (tmp_path / "params.yaml").write_text(json.dumps(PARAMS))   # JSON is YAML

@@ -6,8 +6,9 @@
 A generated block sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`; everything outside the
 markers is prose and left alone. The sources are the pipeline's small outputs, which DVC keeps out of its cache
 (`cache: false`) and git commits: `results/summary.csv` (one row per evaluated run), `results/report/differences.csv`
-(paired per-seed differences and their bootstrap intervals), `results/report/headline.json` (the verdicts) and
-`results/toy/metrics.json`, `results/ablation/eps0.csv` (tools/eps0_ablation.py),
+(paired per-seed differences with their Student-t intervals `t_low`, `t_high`; files written before the
+report used gmg.stats hold bootstrap intervals `low`, `high`, read as before), `results/report/headline.json` (the
+verdicts) and `results/toy/metrics.json`, `results/ablation/eps0.csv` (tools/eps0_ablation.py),
 `results/benchmarks/grid_speed_cpu.json` (benchmarks/grid_speed.py), plus `params.yaml` for the toy rows' targets and the interval's level.
 """
 from __future__ import annotations
@@ -42,18 +43,23 @@ def _method_order(methods) -> list[str]:
     return sorted(set(methods), key=lambda m: (m != "base", m))
 
 def dci_table(results: Path, params: dict) -> str:
-    "DCI-D mean ± sd per dataset (and base model) and method, with the paired GMG differences and their intervals."
+    """DCI-D mean ± sd per dataset (and base model) and method, with the paired GMG − base and GMG − DST differences
+    and their intervals: Student's t (`t_low`, `t_high`) or, in a file older than gmg.stats, `low`, `high`."""
     summary = pd.read_csv(results / "summary.csv")
     differences = pd.read_csv(results / "report" / "differences.csv")
     headline = differences[differences.score == "dci_disentanglement"]
+    if "versus" in headline:   # GMG against GMG (costs, maps) belongs to the verdicts, not to this table
+        headline = headline[headline.versus.isin(["base", "DST"])]
+    low, high, kind = ("t_low", "t_high", "t-interval") if "t_low" in headline else ("low", "high", "CI")
     methods, comparisons = _method_order(summary.method), sorted(headline.comparison.unique(), key=lambda c: ("DST" in c, c))
-    level = f"{float(params['report']['ci']):.0%} CI"
+    level = f"{float(params['report']['ci']):.0%} {kind}"
     rows = []
     for (dataset, base), runs in summary.groupby(["dataset", "base_model"], sort=True):
         cells = [mean_sd(runs.dci_disentanglement[runs.method == m]) for m in methods]
         for c in comparisons:
             d = headline[(headline.dataset == dataset) & (headline.base_model == base) & (headline.comparison == c)]
-            cells.append(f"{signed(d['mean'].iloc[0])} [{signed(d.low.iloc[0])}, {signed(d.high.iloc[0])}]" if len(d) else "")
+            cells.append(f"{signed(d['mean'].iloc[0])} [{signed(d[low].iloc[0])}, {signed(d[high].iloc[0])}]"
+                         if len(d) and pd.notna(d[low].iloc[0]) else signed(d["mean"].iloc[0]) if len(d) else "")
         seeds = sorted(runs.seed.unique())
         model = base.replace("beta_tcvae", "β-TCVAE").replace("beta_vae", "β-VAE")
         rows.append([f"{DATASET_LABELS.get(dataset, dataset)} ({model}; seeds {', '.join(map(str, seeds))})", *cells])
@@ -86,7 +92,8 @@ def gradients_table(results: Path, params: dict) -> str:
     "Variation of the regularizer's gradient norm (second half of training) and how often it is nonzero."
     summary = pd.read_csv(results / "summary.csv")
     regularized = [m for m in _method_order(summary.method) if m != "base"]
-    columns = [c for c in ("grad_reg_cv", "grad_reg_active", "grad_reg_cv_active") if c in summary]
+    columns = [c for c in ("reg_share_mean", "train_plan_entropy", "grad_reg_cv", "grad_reg_active", "grad_reg_cv_active")
+               if c in summary and summary[c].notna().any()]
     datasets = sorted(summary.dataset.unique())
     rows = []
     for m in regularized:
@@ -108,6 +115,51 @@ def toy_table(results: Path, params: dict) -> str:
     header = ["cost → target", "method", "fit S_ε ↓", "GMG", "DST", "contiguity ↑"]
     return markdown(header, rows, ["---"] * len(header)) + source_note("results/toy/metrics.json")
 
+def _ratio_words(ratio: float) -> str:
+    "How a fit (lower is better) compares: `2.1× better than`, `about as good as` (within 20%), `3.0× worse than`."
+    if 1 / 1.2 <= ratio <= 1.2:
+        return "about as good as"
+    return f"{1 / ratio:.1f}× better than" if ratio < 1 else f"{ratio:.1f}× worse than"
+
+def toy_findings(results: Path, params: dict) -> str:
+    """The toy experiment's findings in words, from the same file as its table: GMG's fit against no regularizer's
+    and DST's, and its cluster contiguity against no regularizer's (the paper's Figure 2 claims), per row."""
+    metrics = json.loads((results / "toy" / "metrics.json").read_text())
+    costs = [c.strip() for c in str(params["toy"]["costs"]).split(",")]
+    targets = [t.strip() for t in str(params["toy"]["targets"]).split(",")]
+    targets = targets * len(costs) if len(targets) == 1 else targets
+    lines = []
+    for cost, target in zip(costs, targets):
+        m = metrics[cost]
+        fit = {k: m[k]["fit_mean"] for k in ("none", "dst", "gmg")}
+        contiguity = {k: m[k]["contiguity_mean"] for k in ("none", "gmg")}
+        lines.append(f"- {COST_LABELS.get(cost, cost)} → {target}: GMG fits {_ratio_words(fit['gmg'] / fit['dst'])} "
+                     f"DST ({fit['gmg']:.3g} vs {fit['dst']:.3g}) and {_ratio_words(fit['gmg'] / fit['none'])} "
+                     f"no regularizer ({fit['none']:.3g}); its cluster contiguity is {contiguity['gmg']:.3f} against "
+                     f"{contiguity['none']:.3f} without a regularizer "
+                     f"({'higher' if contiguity['gmg'] > contiguity['none'] else 'not higher'}).")
+    return "\n".join(lines) + "\n" + source_note("results/toy/metrics.json")
+
+def calibration_table(results: Path, params: dict) -> str:
+    "λ per regularizer: every pilot round's λ and share, the rule's choice (tools/calibrate_lambda.py), params.yaml's λ."
+    sys.path.insert(0, str(ROOT / "tools"))
+    import calibrate_lambda
+    data = json.loads((results / "calibration" / "pilot_runs.json").read_text())
+    chosen = calibrate_lambda.chosen(data["rows"])
+    rounds = {}
+    for r in data["rows"]:
+        rounds.setdefault((r["regularizer"], r["lam"]), {})[r["dataset"]] = r["reg_share_mean"]
+    datasets = sorted({r["dataset"] for r in data["rows"]})
+    rows = [[reg, f"{lam:g}", *(f"{shares.get(d, float('nan')):.3f}" for d in datasets),
+             "**chosen**" if chosen[reg] == lam else ""] for (reg, lam), shares in rounds.items()]
+    header = ["regularizer", "λ", *(f"share, {DATASET_LABELS.get(d, d)}" for d in datasets), "rule"]
+    in_params = params["train"]["lam"]
+    note = (f"\nTarget share {data['target_share']} (geometric mean over the datasets); pilot seed {data['pilot_seed']}; "
+            f"{data['settings']['steps']} steps. `params.yaml` trains with "
+            + ", ".join(f"{k} λ = {float(v):g}" for k, v in sorted(in_params.items())) + ".\n")
+    return (markdown(header, rows, ["---", "---:"] + ["---:"] * len(datasets) + ["---"]) + note
+            + source_note("results/calibration/pilot_runs.json"))
+
 def grid_speed_table(results: Path, params: dict) -> str:
     "Wall time of the whole pipeline, serial `dvc repro` against the grid executor (benchmarks/grid_speed.py)."
     bench = json.loads((results / "benchmarks" / "grid_speed_cpu.json").read_text())
@@ -124,7 +176,8 @@ def grid_speed_table(results: Path, params: dict) -> str:
             + source_note("results/benchmarks/grid_speed_cpu.json"))
 
 TABLES = {"dci": dci_table, "verdicts": verdicts_table, "eps0": eps0_table, "gradients": gradients_table,
-          "toy": toy_table, "grid_speed": grid_speed_table}
+          "toy": toy_table, "toy_findings": toy_findings, "calibration": calibration_table,
+          "grid_speed": grid_speed_table}
 
 def render(readme: str, results: Path, params: dict) -> str:
     "`readme` with every generated block rewritten; an unknown block name is an error."
