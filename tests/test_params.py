@@ -67,7 +67,11 @@ BAD = {   # section: [(change, profile file change, expected message fragment)]
               ({"train.seeds": [0, 1.5]}, None, "train.seeds must be an integer ≥ 0, got 1.5"),
               ({"train.target": "latent"}, None, "unknown regularizer target 'latent'"),
               ({"train.eps0": -0.1}, None, "eps0 must be > 0"),
-              ({"train.lam": "a lot"}, None, "lam must be of type float, got 'a lot'"),
+              ({"train.lam.gmg": "a lot"}, None, "lam must be of type float, got 'a lot'"),
+              ({"train.lam": 100.0}, None, "train.lam: expected a λ for each of gmg, dst, jacobian"),
+              ({"train.lam.jacobian": ...}, None, "train.lam: expected a λ for each of gmg, dst, jacobian"),
+              ({"train.seeds": [0, 0, 1]}, None, "train.seeds: seed 0 appears more than once"),
+              ({"train.seeds": [0, 1000]}, None, "train.seeds: seed 1000 is a pilot seed"),
               ({"train.lamda": 1.0}, None, "train: unknown key(s) lamda")],
     "profile train.yaml": [({}, ("train.yaml", {"steps": "1k"}), "profiles/cpu/train.yaml: steps must be of type int, got '1k'"),
                            ({}, ("train.yaml", {"stpes": 10}), "profiles/cpu/train.yaml: unknown configuration key(s) stpes"),
@@ -91,7 +95,7 @@ def test_a_bad_value_is_named_in_one_line(tmp_path, change, profile_change, mess
 
 def test_numbers_as_the_command_line_hands_them_over(tmp_path):
     "`-S train.eps0=1e-3` is a string to YAML 1.1 but a number to papermill's `-p`: accepted, as the stage would."
-    assert check_params(_copy(tmp_path, {"train.eps0": "1e-3", "train.lam": "100", "toy.seeds": 4}))
+    assert check_params(_copy(tmp_path, {"train.eps0": "1e-3", "train.lam.gmg": "100", "toy.seeds": 4}))
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))

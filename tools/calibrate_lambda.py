@@ -1,7 +1,8 @@
 """λ per regularizer, calibrated on pilot seeds by a rule fixed before any run: the regularizer's share of the update.
 
     python tools/calibrate_lambda.py run [--jobs 2] [--workdir /tmp/gmg-calibration]   # pilot trainings (resume)
-    python tools/calibrate_lambda.py table     # results/calibration/lambda.{csv,md} from the pilot runs
+    python tools/calibrate_lambda.py collect   # results/calibration/ from the finished pilot runs (no training)
+    python tools/calibrate_lambda.py table     # results/calibration/lambda.{csv,md} from pilot_runs.json
     python tools/calibrate_lambda.py check     # exit 1 unless params.yaml's train.lam is the table's choice
 
 The rule (written before the first pilot ran, and not changed after):
@@ -118,14 +119,41 @@ def run(workdir: Path, jobs: int) -> None:
     fields, datasets = _settings()
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool, \
             concurrent.futures.ThreadPoolExecutor(len(REGULARIZERS)) as drivers:
-        every = dict(zip(REGULARIZERS, drivers.map(
-            lambda r: calibrate(r, workdir, fields, datasets, pool), REGULARIZERS)))
-    rows = [{"regularizer": r, "lam": rd["lam"], "dataset": d, "reg_share_mean": m["reg_share_mean"],
-             "rec_final": m.get("rec"), "round_share": rd["share"]}
-            for r, rounds in every.items() for rd in rounds for d, m in sorted(rd["runs"].items())]
+        list(drivers.map(lambda r: calibrate(r, workdir, fields, datasets, pool), REGULARIZERS))
+    collect(workdir)
+
+
+def _finished(folder: Path) -> dict | None:
+    metrics = folder / "metrics.json"
+    if metrics.is_file():
+        m = json.loads(metrics.read_text())
+        if m.get("finished"):
+            return m
+    return None
+
+
+def collect(workdir: Path) -> None:
+    """Replay the rule over the finished pilot runs in `workdir` (no training): each regularizer's rounds up to the
+    first one not finished, then pilot_runs.json and the table. A regularizer with fewer rounds than the rule asks
+    for is marked incomplete (its choice is provisional), so a session that ran out of time says so."""
+    fields, datasets = _settings()
+    rows, complete = [], {}
+    for regularizer in REGULARIZERS:
+        lam, seen = START[regularizer], []
+        while len(seen) < ROUNDS and lam not in seen:
+            runs = {d: _finished(run_dir(workdir, regularizer, lam, d, fields["eps0"])) for d in datasets}
+            if any(m is None for m in runs.values()):
+                break
+            share = share_of_round(runs)
+            rows += [{"regularizer": regularizer, "lam": lam, "dataset": d, "reg_share_mean": m["reg_share_mean"],
+                      "rec_final": m.get("rec"), "round_share": share} for d, m in sorted(runs.items())]
+            seen.append(lam)
+            lam = next_lam(lam, share)
+        complete[regularizer] = len(seen) == ROUNDS or lam in seen
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "pilot_runs.json").write_text(json.dumps({"target_share": TARGET_SHARE, "pilot_seed": PILOT_SEED,
-                                                     "settings": fields, "rows": rows}, indent=2) + "\n")
+                                                     "settings": fields, "complete": complete, "rows": rows},
+                                                    indent=2) + "\n")
     table()
 
 
@@ -155,7 +183,9 @@ def table() -> None:
             f"target {s['target']}, cost {s['cost']}, ε0 = {s['eps0']}. Share: λ‖∇R‖/‖∇(total loss)‖ over the "
             f"regularized network, mean over the second half of training.\n\n"
             + wide.to_markdown(index=False, floatfmt=".3g") + "\n\n"
-            + "Chosen: " + ", ".join(f"{r} λ = {l:g}" for r, l in pick.items()) + "\n")
+            + "Chosen: " + ", ".join(f"{r} λ = {l:g}" + ("" if data.get("complete", {}).get(r, True)
+                                                       else f" (provisional: fewer than {ROUNDS} rounds ran)")
+                                     for r, l in pick.items()) + "\n")
     (OUT / "lambda.md").write_text(text)
     print(text)
 
@@ -175,12 +205,14 @@ def check() -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["run", "table", "check"])
+    parser.add_argument("command", choices=["run", "collect", "table", "check"])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/gmg-calibration"))
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.workdir, args.jobs)
+    elif args.command == "collect":
+        collect(args.workdir)
     elif args.command == "table":
         table()
     else:

@@ -140,6 +140,23 @@ def toy_findings(results: Path, params: dict) -> str:
                      f"({'higher' if contiguity['gmg'] > contiguity['none'] else 'not higher'}).")
     return "\n".join(lines) + "\n" + source_note("results/toy/metrics.json")
 
+def train_speed_table(results: Path, params: dict) -> str:
+    "Steps/s and time per step against β-VAE, 1 and 2 threads (benchmarks/train_speed.py --json, same-run ratios)."
+    runs = [json.loads((results / "benchmarks" / f"train_speed_cpu_{t}t.json").read_text()) for t in (1, 2)]
+    names = [r["configuration"] for r in runs[0]["rows"]]
+    by = [{r["configuration"]: r for r in run["rows"]} for run in runs]
+    rows = [[n, *(x for b in by for x in ((f"{b[n]['steps_per_second']:.1f}", f"{b[n]['time_vs_base']:.3f}×")
+                                        if n in b else ("", "")))] for n in names]
+    r0 = runs[0]
+    note = (f"\nBatch {r0['batch']}, dSprites, ε0 = {r0['eps0']}, GW budget {r0['gw_budget'][0]} × {r0['gw_budget'][1]} (training's), "
+            f"after {r0['pretrain']} β-VAE steps; {r0['timed_steps_per_row']} timed steps per row in {r0['rounds']} interleaved "
+            f"rounds, ratio = median over rounds of the round's β-VAE time ÷ the row's; {r0['device']}, torch {r0['torch']}; "
+            f"load average before: {', '.join(f'{x:.1f}' for x in r0['load_average_before'])} (1 thread), "
+            f"{', '.join(f'{x:.1f}' for x in runs[1]['load_average_before'])} (2 threads).\n")
+    header = ["configuration", "1 thread: steps/s", "time vs β-VAE", "2 threads: steps/s", "time vs β-VAE"]
+    return (markdown(header, rows, ["---"] + ["---:"] * 4) + note
+            + source_note("results/benchmarks/train_speed_cpu_1t.json", "results/benchmarks/train_speed_cpu_2t.json"))
+
 def calibration_table(results: Path, params: dict) -> str:
     "λ per regularizer: every pilot round's λ and share, the rule's choice (tools/calibrate_lambda.py), params.yaml's λ."
     sys.path.insert(0, str(ROOT / "tools"))
@@ -151,7 +168,9 @@ def calibration_table(results: Path, params: dict) -> str:
         rounds.setdefault((r["regularizer"], r["lam"]), {})[r["dataset"]] = r["reg_share_mean"]
     datasets = sorted({r["dataset"] for r in data["rows"]})
     rows = [[reg, f"{lam:g}", *(f"{shares.get(d, float('nan')):.3f}" for d in datasets),
-             "**chosen**" if chosen[reg] == lam else ""] for (reg, lam), shares in rounds.items()]
+             ("**chosen**" + ("" if data.get("complete", {}).get(reg, True) else " (provisional: the rule's last "
+                               "round did not run)") if chosen[reg] == lam else "")]
+            for (reg, lam), shares in rounds.items()]
     header = ["regularizer", "λ", *(f"share, {DATASET_LABELS.get(d, d)}" for d in datasets), "rule"]
     in_params = params["train"]["lam"]
     note = (f"\nTarget share {data['target_share']} (geometric mean over the datasets); pilot seed {data['pilot_seed']}; "
@@ -177,6 +196,7 @@ def grid_speed_table(results: Path, params: dict) -> str:
 
 TABLES = {"dci": dci_table, "verdicts": verdicts_table, "eps0": eps0_table, "gradients": gradients_table,
           "toy": toy_table, "toy_findings": toy_findings, "calibration": calibration_table,
+          "train_speed": train_speed_table,
           "grid_speed": grid_speed_table}
 
 def render(readme: str, results: Path, params: dict) -> str:
