@@ -51,6 +51,17 @@ def synthetic_results(folder: Path) -> Path:
         "runs": [{"runner": "dvc repro (serial)", "seconds": 1800.0, "speedup_vs_serial": 1.0},
                  {"runner": "gmg.grid --jobs 2", "seconds": 1200.0, "speedup_vs_serial": 1.5}],
         "lock_entries_identical": 3, "runs_compared": 18, "max_abs_dci_d_difference": 0.01234}))
+    for threads, rate in ((1, 10.0), (2, 12.5)):
+        (folder / "benchmarks" / f"train_speed_cpu_{threads}t.json").write_text(json.dumps({
+            "device": "x86_64", "batch": 64, "eps0": 0.01, "gw_budget": [20, 30], "pretrain": 200, "timed_steps_per_row": 60,
+            "rounds": 6, "torch": "2.13.0", "load_average_before": [1.0, 1.0, 1.0],
+            "rows": [{"configuration": "β-VAE", "steps_per_second": rate, "time_vs_base": 1.0},
+                     {"configuration": "+ GMG (decoder, Cos)", "steps_per_second": rate / 1.1, "time_vs_base": 1.1}]}))
+    (folder / "calibration").mkdir()
+    rows = [dict(regularizer="gmg", lam=lam, dataset=d, reg_share_mean=s, rec_final=1.0, round_share=s)
+            for lam, s in ((1e5, 0.15), (2e5, 0.5)) for d in ("dsprites", "shapes3d")]
+    (folder / "calibration" / "pilot_runs.json").write_text(json.dumps({
+        "target_share": 0.3, "pilot_seed": 1000, "settings": {"steps": 300}, "complete": {"gmg": True}, "rows": rows}))
     return folder
 
 README = "Intro 1.23.\n\n" + "\n".join(f"<!-- generated:{n} -->\nstale 9.99\n<!-- /generated:{n} -->\n" for n in tables.TABLES)

@@ -172,10 +172,11 @@ def calibration_table(results: Path, params: dict) -> str:
                                "round did not run)") if chosen[reg] == lam else "")]
             for (reg, lam), shares in rounds.items()]
     header = ["regularizer", "λ", *(f"share, {DATASET_LABELS.get(d, d)}" for d in datasets), "rule"]
-    in_params = params["train"]["lam"]
+    in_params = params.get("train", {}).get("lam", {})
     note = (f"\nTarget share {data['target_share']} (geometric mean over the datasets); pilot seed {data['pilot_seed']}; "
-            f"{data['settings']['steps']} steps. `params.yaml` trains with "
-            + ", ".join(f"{k} λ = {float(v):g}" for k, v in sorted(in_params.items())) + ".\n")
+            f"{data['settings']['steps']} steps."
+            + (" `params.yaml` trains with " + ", ".join(f"{k} λ = {float(v):g}" for k, v in sorted(in_params.items()))
+               + "." if in_params else "") + "\n")
     return (markdown(header, rows, ["---", "---:"] + ["---:"] * len(datasets) + ["---"]) + note
             + source_note("results/calibration/pilot_runs.json"))
 
