@@ -104,7 +104,7 @@ def main():
     for name, rs in rates.items():
         print(f"| {name} | {statistics.median(rs):.2f} | {ratios[name]:.3f}× |")
     if args.json:
-        import json, os
+        import json
         record = {"device": device_name(device), "device_type": args.device, "threads": args.threads,
                   "batch": args.batch, "eps0": TrainConfig.eps0,
                   "gw_budget": [TrainConfig.gw_max_iter, TrainConfig.sinkhorn_iter], "pretrain": args.pretrain,
