@@ -112,7 +112,9 @@ def test_float32_agrees_with_float64_at_the_defaults(cost, scale):
 def test_autograd_is_the_derivative_of_the_value_once_converged(cost):
     "Central finite differences of the returned value (ε held fixed, as the rule holds it) against autograd."
     x, y = _points(3, n=16)
-    eps = float(epsilon_rule(cost_matrix(x, cost), cost_matrix(y, cost), DEFAULT_EPS0))
+    # ε0 = 0.1: a converged solve in a test's budget for every cost (at 0.01 the cosine solve of these points does
+    # not converge within 300 steps, and an unconverged plan is exactly the case this test excludes)
+    eps = float(epsilon_rule(cost_matrix(x, cost), cost_matrix(y, cost), 0.1))
     y = y.requires_grad_(True)
     value = gromov_monge_gap(x, y, cost, eps=eps, **CONVERGED)
     (grad,) = torch.autograd.grad(value, y)
