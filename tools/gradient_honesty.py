@@ -43,20 +43,24 @@ def _gradient(model, network, ref, img_fn, config, **budget):
     return grad, float(value.detach()), bool(info.converged.all())
 
 
-def measure(run: Path) -> list[dict]:
+def batches(model, config):
+    "The BATCHES seeded batches of the run's dataset, with the model's output on each: `(b, x, out)`."
     from gmg import datasets
-    model, config, step = load_model(run)
-    spec = config.regularizer_spec()
-    network = regularized_network(model, spec)
     cache = ROOT / "results" / "cache" / "datasets"
     data = datasets.load(config.dataset, **({"cache_dir": str(cache)} if cache.is_dir() else {}))
     rng = np.random.default_rng(12345)
-    rows = []
     for b in range(BATCHES):
         x = torch.as_tensor(data.sample(config.batch_size, rng)[0], dtype=torch.float32)
-        generator = torch.Generator().manual_seed(b)
         with torch.no_grad():
-            out = model(x, generator=generator)
+            yield b, x, model(x, generator=torch.Generator().manual_seed(b))
+
+
+def measure(run: Path) -> list[dict]:
+    model, config, step = load_model(run)
+    spec = config.regularizer_spec()
+    network = regularized_network(model, spec)
+    rows = []
+    for b, x, out in batches(model, config):
         ref = out.z.detach()
         # the image is recomputed from the decoder each time so that its parameters get the gradient
         img_fn = (lambda: torch.sigmoid(model.decoder(ref))) if spec.target == "decoder" else (lambda: model.encode(x))
@@ -73,16 +77,10 @@ def measure(run: Path) -> list[dict]:
 
 def plan_entropy(run: Path) -> list[dict]:
     "H(P_ε)/log n of the plan (library budget) on the same batches, at several ε0: does the plan see a matching?"
-    from gmg import datasets
     model, config, step = load_model(run)
-    cache = ROOT / "results" / "cache" / "datasets"
-    data = datasets.load(config.dataset, **({"cache_dir": str(cache)} if cache.is_dir() else {}))
-    rng = np.random.default_rng(12345)
     rows = []
-    for b in range(BATCHES):
-        x = torch.as_tensor(data.sample(config.batch_size, rng)[0], dtype=torch.float32)
+    for b, x, out in batches(model, config):
         with torch.no_grad():
-            out = model(x, generator=torch.Generator().manual_seed(b))
             ref, img = (out.z, torch.sigmoid(out.logits)) if config.target == "decoder" else (x, out.mu)
             for eps0 in EPS0S:
                 _, info = gromov_monge_gap(ref, img, config.cost, eps0=eps0, warn_unconverged=False, return_info=True)
