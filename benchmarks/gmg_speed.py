@@ -12,10 +12,13 @@ underflows at these ε and returns no plan (last column). Speed-ups compare floa
 shown is DST − E(P_ε), the quantity POT computes (gmg's GMG_ε adds ε·H(P_ε), a constant in the costs: the
 gradient and the time are the same).
 
-    python benchmarks/gmg_speed.py [--threads 1] [--repeats 15] [--device cpu] [--sizes 64,256,1024]
+    python benchmarks/gmg_speed.py [--threads 1] [--repeats 15] [--device cpu] [--sizes 64,256,1024] [--json FILE]
+
+`--json` also writes the rows (milliseconds, values) for the README (tools/readme_tables.py, block `gmg_speed`).
 """
 from __future__ import annotations
-import argparse, statistics, time, warnings
+import argparse, json, os, statistics, time, warnings
+from pathlib import Path
 import numpy as np
 import torch
 try:   # POT is a dependency of gmg's tests, not of gmg: a bare GPU machine can still time gmg alone
@@ -83,7 +86,10 @@ def main():
     ap.add_argument("--sizes", default="64,256,1024")
     ap.add_argument("--eps0", default="0.01,0.1")
     ap.add_argument("--pot-max-n", type=int, default=1024, help="skip POT above this n")
+    ap.add_argument("--json", default="", help="also write the rows here (README: tools/readme_tables.py)")
     args = ap.parse_args()
+    load_before = os.getloadavg()
+    records = []
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
@@ -115,8 +121,25 @@ def main():
                 row += (f"{pe * 1e3:.1f} | {pe / e64:.1f}x | {c64 * 1e3:.2f} | {pc * 1e3:.1f} | {pc / c64:.0f}x | "
                         f"{raw:.6g} | {v_pot:.6g} | {_pot_f32(v32)} |")
             else:
+                pe = pc = v_pot = v32 = None
                 row += f"— | — | {c64 * 1e3:.2f} | — | — | {raw:.6g} | — | — |"
             print(row, flush=True)
+            ms = lambda t: None if t is None else t * 1e3
+            records.append({"n": n, "eps0": eps0, "repeats": reps, "gmg_f32_end_to_end_ms": ms(e32),
+                            "gmg_f64_end_to_end_ms": ms(e64), "pot_f64_end_to_end_ms": ms(pe),
+                            "gmg_f64_from_costs_ms": ms(c64), "pot_f64_from_costs_ms": ms(pc),
+                            "value_gmg": raw, "value_pot": _finite(v_pot), "pot_f32": _pot_f32(v32)})
+    if args.json:
+        record = {"device": name, "cost": args.cost, "threads": args.threads, "torch": torch.__version__,
+                  "pot": ot.__version__ if ot else None, "load_average_before": list(load_before),
+                  "eps_rule": "eps0 * spread(Cx) * spread(Cy) (gmg.gap.epsilon_rule)", "rows": records}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _finite(value):
+    "A JSON-safe value: None for a missing or NaN one."
+    return None if value is None or np.isnan(value) else value
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Every configuration is measured in the same run, interleaved (rounds of a few steps each, round-robin), so
 that the ratios against β-VAE are fair on a shared machine; the table reports the median over rounds.
-Batches are rendered once beforehand (data loading is not part of a step here). All configurations start from
+The bf16 rows run the VAE's forward pass under `torch.autocast(dtype=torch.bfloat16)` (`TrainConfig.precision`);
+their ratio is against the float32 β-VAE. Batches are rendered once beforehand (data loading is not part of a step here). All configurations start from
 the same β-VAE trained for `--pretrain` steps: on a freshly initialized VAE the GW solver stops after a few
 iterations (the identity coupling is already optimal), which would flatter GMG.
 
@@ -25,6 +26,10 @@ CONFIGS = {
     "+ DST (decoder, Cos)": dict(regularizer="dst", target="decoder", cost="cosine", lam=1.0),
     "+ Jacobian (decoder, isometry)": dict(regularizer="jacobian", lam=1.0),
     "+ GMG (encoder, Cos)": dict(regularizer="gmg", target="encoder", cost="cosine", lam=1.0),
+    # bfloat16 autocast of the VAE's forward pass (TrainConfig.precision); GMG itself stays float32
+    "β-VAE, bf16 autocast": dict(precision="bfloat16"),
+    "+ GMG (decoder, Cos), bf16 autocast": dict(regularizer="gmg", target="decoder", cost="cosine", lam=1.0,
+                                               precision="bfloat16"),
 }
 
 def device_name(device: torch.device) -> str:

@@ -56,13 +56,16 @@ def _cosine(p: torch.Tensor) -> torch.Tensor:
     return unit @ unit.transpose(-1, -2)
 
 # %% ../nbs/00_costs.ipynb #c006
-def cost_matrix(x: torch.Tensor, kind: str = "sqeuclidean", *, batch_dims: int = 0,
-                check_finite: bool = True) -> torch.Tensor:
-    """Intra-batch cost matrix `C[..., i, j] = c(x_i, x_j)`.
-
-    `x`: `(*batch, n, *features)` with `batch_dims` leading batch dimensions; features are flattened.
-    `kind`: `"sqeuclidean"` ‖a−b‖², `"scaled_sqeuclidean"` ‖a−b‖² / mean over the batch's matrix,
-    `"cosine"` ⟨a,b⟩/(‖a‖‖b‖). Returns `(*batch, n, n)`, differentiable, on `x`'s device and dtype."""
+def cost_matrix(
+    x: torch.Tensor,  # `(*batch, n, *features)` points, `batch_dims` leading batch dimensions; features are flattened
+    # `"sqeuclidean"` ‖a−b‖², `"scaled_sqeuclidean"` ‖a−b‖² / mean over the batch's matrix,
+    # `"cosine"` ⟨a,b⟩/(‖a‖‖b‖)
+    kind: str = "sqeuclidean",
+    *,
+    batch_dims: int = 0,  # number of leading batch dimensions of `x`
+    check_finite: bool = True,  # a `ValueError` on NaN/Inf in `x` (one host sync); False skips the check
+) -> torch.Tensor:  # `(*batch, n, n)`, differentiable, on `x`'s device and dtype
+    "Intra-batch cost matrix `C[..., i, j] = c(x_i, x_j)`."
     _check_kind(kind)
     p = as_point_cloud(x, batch_dims, check_finite=check_finite)
     if kind == "cosine":

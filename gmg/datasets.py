@@ -210,12 +210,19 @@ _OFFICIAL = {"dsprites": "load_dsprites_official", "shapes3d": "load_shapes3d_of
              "smallnorb": "load_smallnorb_official", "cars3d": "load_cars3d_official"}
 
 
-def load(name: str, source: str = "procedural", root: str | Path | None = None, *,
-         cache_dir: str | Path | None = None, strict: bool = True) -> FactorDataset:
-    """A ground-truth factor dataset by `name` (one of `DATASETS`).
-
-    `source="procedural"` renders it (SmallNORB and Cars3D as the "-like" stand-ins), caching geometry under
-    `cache_dir` if given; `source="official"` reads the official files from `root` (default `data/<name>/`)."""
+def load(
+    name: str,  # one of `DATASETS`
+    # `"procedural"` renders the dataset (SmallNORB and Cars3D as the "-like" stand-ins);
+    # `"official"` reads the official files from `root`
+    source: str = "procedural",
+    root: str | Path | None = None,  # folder of the official files (default `data/<name>/`)
+    *,
+    cache_dir: str | Path | None = None,  # procedural source: where to cache the rendered geometry, if given
+    # official source: the files must hold the official factor grid (and, for Cars3D, image shape);
+    # False also reads a reduced grid
+    strict: bool = True,
+) -> FactorDataset:
+    "A ground-truth factor dataset by `name` (one of `DATASETS`)."
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
     if source == "procedural":

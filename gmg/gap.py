@@ -184,27 +184,37 @@ def _underflowed(P: torch.Tensor) -> torch.Tensor:
     # an entropic plan has full support; n nonzero entries (a permutation) means exp(−G/ε) underflowed to 0
     return (P > 0).sum(dim=(-1, -2)) <= P.shape[-1]
 
-def gromov_monge_gap(x: torch.Tensor, y: torch.Tensor, cost: str = "cosine", cost_y: str | None = None,
-                     eps0: float = DEFAULT_EPS0, *, eps=None, batch_dims: int = 0, guard_sign: bool = False,
-                     max_iter: int = 50, tol: float = 1e-4, sinkhorn_iter: int = 100, sinkhorn_tol: float = 1e-4,
-                     eps0_start: float = DEFAULT_EPS0_START, warn_unconverged: bool = True,
-                     return_info: bool = False):
+def gromov_monge_gap(
+    x: torch.Tensor,  # `(*batch, n, *features_x)` reference points (features are flattened)
+    y: torch.Tensor,  # `(*batch, n, *features_y)` their images (features are flattened)
+    cost: str = "cosine",  # cost of `x` (and of `y` by default): `"sqeuclidean"`, `"scaled_sqeuclidean"`, `"cosine"`
+    cost_y: str | None = None,  # cost of `y`; defaults to `cost`
+    # ε = `eps0`·σ(Cx)·σ(Cy) with σ the spread of the centred costs (`epsilon_rule`, no gradient),
+    # unless `eps` is given
+    eps0: float = DEFAULT_EPS0,
+    *,
+    eps=None,  # the absolute ε, used instead of the ε rule when given
+    batch_dims: int = 0,  # number of leading batch dimensions of `x` and `y`
+    # reporting only: `True` keeps I/n where it beats P_ε in F_ε: the gap is then ε·log n with zero gradient
+    guard_sign: bool = False,
+    max_iter: int = 50,  # mirror-descent steps at most, for `gmg.gromov.entropic_gw`
+    tol: float = 1e-4,  # stopping threshold on the plan's L1 change, for `gmg.gromov.entropic_gw`
+    sinkhorn_iter: int = 100,  # Sinkhorn iterations per projection at most, for `gmg.gromov.entropic_gw`
+    sinkhorn_tol: float = 1e-4,  # Sinkhorn stopping threshold, for `gmg.gromov.entropic_gw`
+    # ε-scaling: the solver starts at `max(eps0, eps0_start)` and halves ε each step down to `eps0`
+    eps0_start: float = DEFAULT_EPS0_START,
+    warn_unconverged: bool = True,  # a `RuntimeWarning` when the solver hits `max_iter` unconverged
+    return_info: bool = False,  # also return a `GapInfo`
+):
     """Entropic Gromov-Monge gap GMG_ε = DST − GW_ε = DST − E(P_ε) + ε·H(P_ε) of the map x_i ↦ y_i,
     differentiable in `x` and `y`, with a nonzero gradient whenever the map is not a Gromov-Monge map.
 
-    `x`: `(*batch, n, *features_x)` reference points, `y`: `(*batch, n, *features_y)` their images (features
-    are flattened; `batch_dims` leading batch dimensions). Costs: `"sqeuclidean"`, `"scaled_sqeuclidean"`,
-    `"cosine"`; `cost_y` defaults to `cost`. ε = `eps0`·σ(Cx)·σ(Cy) with σ the spread of the centred costs
-    (`epsilon_rule`, no gradient), or the absolute `eps` when given. P_ε is the entropic GW plan started at I/n
-    (`gmg.gromov.entropic_gw` with `max_iter`, `tol`, `sinkhorn_iter`, `sinkhorn_tol`); the gradient holds it
-    fixed (envelope theorem). It is the derivative of the returned value when the solve has converged (P_ε
-    stationary; `info.converged`); at a fixed budget it is the fixed-plan gradient at the plan reached, an
-    approximation whose accuracy "Gradient honesty" in `nbs/02_gap.ipynb` measures. The value exceeds the exact
-    GMG by a bias in [ε log n, 2ε log n] (`info.bias` = ε·H(P_ε)). ε-scaling: the solver starts at
-    `max(eps0, eps0_start)` and halves ε each step down to `eps0`. A plan that underflows to a permutation
-    (ε0 far too small) warns once per call site: its gradient sees no other matching.
-    `guard_sign=True` (reporting only) keeps I/n where it beats P_ε in F_ε: the gap is then ε·log n with zero
-    gradient. `warn_unconverged`: a `RuntimeWarning` when the solver hits `max_iter` unconverged.
+    P_ε is the entropic GW plan started at I/n (`gmg.gromov.entropic_gw`); the gradient holds it fixed (envelope
+    theorem). It is the derivative of the returned value when the solve has converged (P_ε stationary;
+    `info.converged`); at a fixed budget it is the fixed-plan gradient at the plan reached, an approximation whose
+    accuracy "Gradient honesty" in `nbs/02_gap.ipynb` measures. The value exceeds the exact GMG by a bias in
+    [ε log n, 2ε log n] (`info.bias` = ε·H(P_ε)). A plan that underflows to a permutation (ε0 far too small) warns
+    once per call site: its gradient sees no other matching.
     Mixed precision: float16/bfloat16 inputs are promoted to float32 (mixed float32/float64 to float64) and an
     enclosing `torch.autocast` is suspended inside, so under AMP the gap is the float32 one.
     Returns a tensor of shape `(*batch,)`, and a `GapInfo` when `return_info`."""

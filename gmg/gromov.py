@@ -277,28 +277,33 @@ def _linearizer(X, Y, low_rank):
     return lambda P: torch.bmm(torch.bmm(Qx, torch.bmm(torch.bmm(Bx, P), Q)), B)
 
 # %% ../nbs/01_gromov.ipynb #c013
-def entropic_gw(Cx: torch.Tensor, Cy: torch.Tensor, eps, *, max_iter: int = 100, tol: float = 1e-5,
-                init=None, sinkhorn_iter: int = 100, sinkhorn_tol: float = 1e-6,
-                check_every: int = 2, check_finite: bool = True, eps_start=None,
-                eps_decay: float = 0.5, with_value: bool = True, low_rank="auto") -> GWResult:
+def entropic_gw(
+    Cx: torch.Tensor,  # `(*batch, n, n)` cost matrix, used as a constant: no gradient flows through the solver
+    Cy: torch.Tensor,  # `(*batch, n, n)` cost matrix, used as a constant: no gradient flows through the solver
+    eps,  # the entropic regularization: a positive float or a tensor broadcastable to `(*batch,)`
+    *,
+    max_iter: int = 100,  # mirror-descent steps at most
+    tol: float = 1e-5,  # mirror descent stops when the L1 change of the plan is below it
+    init=None,  # None or `"identity"` (I/n), `"product"` (1/n²), or an `(n, n)` / `(*batch, n, n)` coupling
+    sinkhorn_iter: int = 100,  # Sinkhorn iterations at most in each projection
+    sinkhorn_tol: float = 1e-6,  # a Sinkhorn projection stops when its column-marginal L1 error is below it
+    check_every: int = 2,  # the Sinkhorn error is tested every `check_every` iterations
+    check_finite: bool = True,  # False skips the NaN/Inf check (one host sync) when the caller already did it
+    # optional, ≥ eps: ε-scaling — the first steps use `eps_start`, multiplied by `eps_decay` each step until `eps`
+    # is reached; Sinkhorn converges far faster at large ε, and the warm-started potentials carry the progress
+    # down to small ε. Convergence is only declared at the target ε.
+    eps_start=None,
+    eps_decay: float = 0.5,  # the factor ε is multiplied by at each step of ε-scaling (see `eps_start`)
+    with_value: bool = True,  # False leaves `value` None (for callers that evaluate E(P) themselves, with gradient)
+    # `"auto"`, True or False — compute `Cx P Cy` through exact low-rank factors of a cost matrix
+    # (`low_rank_factor`) where one exists; "auto" tries on the CPU from `LOW_RANK_MIN_N` points
+    low_rank="auto",
+) -> GWResult:  # `coupling` `(*batch, n, n)`, `value` `(*batch,)`, `n_iter`, `converged`
     """Entropic Gromov-Wasserstein between uniform measures on `n` points, by mirror descent.
 
     Solves `min_P E(P) − eps·H(P)` over couplings with marginals 1/n, where
     `E(P) = ½ Σ (Cx[i,k] − Cy[j,l])² P[i,j] P[k,l]` (½ convention; POT's `epsilon` is `2·eps`).
-    `Cx`, `Cy`: `(*batch, n, n)` cost matrices (used as constants: no gradient flows through the solver).
-    `eps`: a positive float or a tensor broadcastable to `(*batch,)`. `init`: None or `"identity"` (I/n),
-    `"product"` (1/n²), or an `(n, n)` / `(*batch, n, n)` coupling. `max_iter`, `tol`: mirror-descent steps and
-    the stopping threshold on the L1 change of the plan; `sinkhorn_iter`, `sinkhorn_tol`: the same for each
-    Sinkhorn projection (column-marginal L1 error), tested every `check_every` iterations.
-    `eps_start` (optional, ≥ eps): ε-scaling — the first steps use `eps_start`, multiplied by `eps_decay` each step
-    until `eps` is reached; Sinkhorn converges far faster at large ε, and the warm-started potentials carry the
-    progress down to small ε. Convergence is only declared at the target ε.
-    `check_finite=False` skips the NaN/Inf check (one host sync) when the caller already did it;
-    `with_value=False` leaves `value` None (for callers that evaluate E(P) themselves, with gradient).
-    `low_rank`: `"auto"`, True or False — compute `Cx P Cy` through exact low-rank factors of a cost matrix
-    (`low_rank_factor`) where one exists; "auto" tries on the CPU from `LOW_RANK_MIN_N` points.
-    An enclosing `torch.autocast` is suspended inside (the iterations run in the inputs' dtype).
-    Returns a `GWResult` with `coupling` `(*batch, n, n)`, `value` `(*batch,)`, `n_iter`, `converged`."""
+    An enclosing `torch.autocast` is suspended inside (the iterations run in the inputs' dtype)."""
     # never differentiated (envelope theorem); an enclosing autocast would run the products in half precision
     with torch.no_grad(), torch.autocast(device_type=Cx.device.type, enabled=False):
         return _entropic_gw(Cx, Cy, eps, max_iter=max_iter, tol=tol, init=init, sinkhorn_iter=sinkhorn_iter,

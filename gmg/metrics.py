@@ -535,15 +535,18 @@ def _pool(dataset, n: int, seed: int, role: str, sizes: np.ndarray) -> np.ndarra
               for _ in range(-(-n // _POOL_CHUNK))]
     return np.concatenate(chunks)[:n]
 
-def evaluate(encode: Callable[[torch.Tensor], "np.ndarray | torch.Tensor"], dataset: GroundTruthDataset,
-             metrics: Sequence[str] = METRICS, seed: int = 0,
-             sizes: MetricSizes | Mapping[str, int] | None = None, n_jobs: int | None = -1,
-             batch_size: int = 256) -> dict[str, float]:
-    """Score `encode` (images `(n, C, H, W)` -> codes `(n, d)`) on `dataset`; a flat dict for `metrics.json`.
-
-    `metrics` is a subset of `METRICS`; `sizes` the numbers of points (`MetricSizes`, default
-    disentanglement_lib's); `n_jobs` the parallel workers for DCI's per-factor tree ensembles (the one fit
-    that is slow enough to gain from them); `batch_size` the rendering/encoding chunk."""
+def evaluate(
+    encode: Callable[[torch.Tensor], "np.ndarray | torch.Tensor"],  # images `(n, C, H, W)` -> codes `(n, d)`
+    dataset: GroundTruthDataset,  # the ground-truth dataset whose factors are sampled, rendered and encoded
+    metrics: Sequence[str] = METRICS,  # a subset of `METRICS`
+    seed: int = 0,  # seeds the sampled factors, the rendering nuisances and the metrics' own random states
+    # the numbers of points (`MetricSizes`, default disentanglement_lib's)
+    sizes: MetricSizes | Mapping[str, int] | None = None,
+    # the parallel workers for DCI's per-factor tree ensembles (the one fit that is slow enough to gain from them)
+    n_jobs: int | None = -1,
+    batch_size: int = 256,  # the rendering/encoding chunk
+) -> dict[str, float]:  # metric name -> score, flat (for `metrics.json`)
+    "Score `encode` (images `(n, C, H, W)` -> codes `(n, d)`) on `dataset`; a flat dict for `metrics.json`."
     metrics = tuple(metrics)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from .costs import COST_KINDS
 from .gap import DEFAULT_EPS0
-from .models import BASE_MODELS, HFS_REDUCTIONS, VAE, vae_loss
+from .models import BASE_MODELS, HFS_REDUCTIONS, VAE, VAEOutput, vae_loss
 from .regularizers import (check_choice, DECODER_LATENTS, JACOBIAN_MODES, REGULARIZERS, TARGETS, RegularizerSpec,
                               check_decoder_free, monitor_gmg, regularizer_term)
 
 # %% auto #0
-__all__ = ['DATASETS', 'SOURCES', 'DEVICES', 'RESUMABLE_CHANGES', 'CHECKPOINT', 'TrainConfig', 'atomic_write',
+__all__ = ['DATASETS', 'SOURCES', 'DEVICES', 'PRECISIONS', 'RESUMABLE_CHANGES', 'CHECKPOINT', 'TrainConfig', 'atomic_write',
            'atomic_write_text', 'save_checkpoint', 'remove_stale_temporaries', 'load_checkpoint', 'latent_traversal',
            'save_traversal_figure', 'train', 'train_step', 'regularized_network', 'load_model', 'config_keys_help',
            'main']
@@ -28,12 +28,73 @@ __all__ = ['DATASETS', 'SOURCES', 'DEVICES', 'RESUMABLE_CHANGES', 'CHECKPOINT', 
 DATASETS = ("dsprites", "shapes3d", "smallnorb", "cars3d")
 SOURCES = ("procedural", "official")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("float32", "bfloat16")
 RESUMABLE_CHANGES = ("steps", "checkpoint_every", "log_every", "device", "threads", "cache_dir")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    "One training run. Validated on construction (`ValueError` on any bad field)."
+    """One training run. Validated on construction (`ValueError` on any bad field).
+
+    Parameters
+    ----------
+    dataset : str
+        one of DATASETS
+    source : str
+        one of SOURCES (gmg.datasets.load)
+    data_root : str | None
+        folder of the official files (source="official")
+    cache_dir : str | None
+        gmg.datasets render cache (built by the datasets stage)
+    model : str
+        one of gmg.models.BASE_MODELS
+    beta : float
+        β of β-VAE / β-TCVAE
+    hfs_gamma : float
+        γ of the HFS term (0: off)
+    hfs_reduction : str
+        one of gmg.models.HFS_REDUCTIONS
+    regularizer : str
+        one of gmg.regularizers.REGULARIZERS
+    target : str
+        one of gmg.regularizers.TARGETS
+    cost : str
+        one of gmg.costs.COST_KINDS
+    lam : float
+        weight λ of the regularizer
+    eps0 : float
+        ε0 of the GMG ε rule ε = ε0·σ(Cx)·σ(Cy) (gmg.gap.DEFAULT_EPS0)
+    latents : str
+        decoder reference batch, one of DECODER_LATENTS
+    jacobian_mode : str
+        one of JACOBIAN_MODES
+    gw_max_iter : int
+        GW mirror-descent steps per GMG call
+    sinkhorn_iter : int
+        Sinkhorn iterations per mirror-descent step
+    decoder_free : bool
+        no reconstruction gradient into the encoder
+    latent_dim : int
+        dimension of the latent code
+    batch_size : int
+        images per step (and points per GMG/DST batch)
+    lr : float
+        Adam learning rate
+    steps : int
+        optimizer steps in all (may grow on resume)
+    seed : int
+        seeds initialization, noise and batches: same seed, same run
+    checkpoint_every : int
+        steps between checkpoints (a kill loses at most these)
+    log_every : int
+        steps between logged rows (means over the window)
+    device : str
+        one of DEVICES ("auto": CUDA when available)
+    threads : int
+        torch.set_num_threads for the run (0: leave as is)
+    precision : str
+        one of PRECISIONS: the VAE forward pass in float32 or under bfloat16 autocast
+    """
     dataset: str = "dsprites"        # one of DATASETS
     source: str = "procedural"       # one of SOURCES (gmg.datasets.load)
     data_root: str | None = None     # folder of the official files (source="official")
@@ -62,6 +123,7 @@ class TrainConfig:
 
     device: str = "auto"             # one of DEVICES ("auto": CUDA when available)
     threads: int = 0                 # torch.set_num_threads for the run (0: leave as is)
+    precision: str = "float32"       # one of PRECISIONS: the VAE forward pass in float32 or under bfloat16 autocast
 
     def __post_init__(self):
         self._check_types()
@@ -70,6 +132,7 @@ class TrainConfig:
         check_choice("model", self.model, BASE_MODELS)
         check_choice("HFS reduction", self.hfs_reduction, HFS_REDUCTIONS)
         check_choice("device", self.device, DEVICES)
+        check_choice("precision", self.precision, PRECISIONS)
         spec = self.regularizer_spec()   # validates regularizer, target, cost, latents, eps0
         for name, low in [("beta", 0.0), ("hfs_gamma", 0.0), ("lam", 0.0), ("seed", 0), ("threads", 0)]:
             if getattr(self, name) < low:
@@ -204,7 +267,9 @@ def load_checkpoint(path) -> dict:
         unsafe_advice = ("weights_only", "still be loaded", "trust the source")
         detail = "" if any(a in str(e) for a in unsafe_advice) else f" ({str(e).splitlines()[0] if str(e) else ''})"
         raise ValueError(f"cannot read checkpoint {path}: not a checkpoint this package wrote, or one that would "
-                         f"run code when loaded (refused): {type(e).__name__}{detail}") from None
+                         f"run code when loaded (refused): {type(e).__name__}{detail}. If a run was cut off while "
+                         f"writing it, delete it to train again from step 0 (checkpoints are written atomically, "
+                         f"so a damaged one was damaged after its write)") from None
 
 
 
@@ -320,13 +385,16 @@ class _Window:
         return out
 
 # %% ../nbs/14_train.ipynb #c014
-def train(config: TrainConfig, out_dir: str | os.PathLike, *, dataset=None, progress: bool = True,
-          stop_after: int | None = None) -> dict:
-    """Train (or resume) one run into `out_dir`; returns the final summary (also `out_dir/metrics.json`).
-
-    `config`: a `TrainConfig` (or a dict for `TrainConfig.from_dict`). `dataset`: optional ground-truth dataset
-    object (default: `gmg.datasets.load(config.dataset, ...)`). `progress`: tqdm bar. `stop_after`: stop after
-    that many total steps, checkpointed, without final outputs (simulated interruption)."""
+def train(
+    config: TrainConfig,  # a `TrainConfig` (or a dict for `TrainConfig.from_dict`)
+    out_dir: str | os.PathLike,  # the run's folder (created if missing); a checkpoint there is resumed
+    *,
+    dataset=None,  # optional ground-truth dataset object (default: `gmg.datasets.load(config.dataset, ...)`)
+    progress: bool = True,  # a tqdm progress bar
+    # stop after that many total steps, checkpointed, without final outputs (simulated interruption)
+    stop_after: int | None = None,
+) -> dict:
+    "Train (or resume) one run into `out_dir`; returns the final summary (also `out_dir/metrics.json`)."
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
     if not isinstance(config, TrainConfig):
@@ -422,9 +490,19 @@ def _finished_summary(out: Path, saved: dict, config: TrainConfig) -> dict | Non
     return summary if summary.get("finished") and summary.get("step") == config.steps else None
 
 # %% ../nbs/14_train.ipynb #c016
+def _forward(config, model: VAE, x: torch.Tensor, generator) -> VAEOutput:
+    """The VAE's forward pass, under bfloat16 autocast where `config.precision` asks for it. Its outputs come back
+    in float32, so the losses and the regularizers (GMG, DST: a small difference of large numbers) compute in
+    float32; the weights and the optimizer stay float32 (autocast casts per operation)."""
+    if config.precision == "float32":
+        return model(x, generator=generator, decoder_input_detached=config.decoder_free)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        out = model(x, generator=generator, decoder_input_detached=config.decoder_free)
+    return VAEOutput(*(t.float() for t in (out.mu, out.logvar, out.z, out.logits)))
+
 def train_step(config, spec, model, optimizer, generator, x, window, logged: bool) -> dict[str, float]:
     "One optimizer step; on logged steps returns diagnostics and gradient norms (else {})."
-    out = model(x, generator=generator, decoder_input_detached=config.decoder_free)
+    out = _forward(config, model, x, generator)
     terms = vae_loss(x, out, config.model, config.beta, config.hfs_gamma, config.hfs_reduction)
     reg, diag = regularizer_term(spec, model, x, out, generator)
     terms["reg"] = reg
@@ -553,7 +631,13 @@ def main(argv: list[str] | None = None) -> dict:
         config = TrainConfig.from_dict(fields_)
     except (ValueError, OSError) as e:    # a bad configuration: one clear line, exit status 2 (as argparse does)
         parser.exit(2, f"python -m gmg.train: error: {e}\n")
-    return train(config, args.out_dir, progress=not args.no_progress)
+    try:
+        return train(config, args.out_dir, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as e:
+        # refused input found when the run starts (a checkpoint of another configuration or unreadable, an official
+        # data file missing): its message says what to do, so one line and exit status 2, not a traceback.
+        # FloatingPointError (a diverged run) and other errors keep their traceback: they are failures, not input
+        parser.exit(2, f"python -m gmg.train: error: {e}\n")
 
 # %% ../nbs/14_train.ipynb #c019
 try:

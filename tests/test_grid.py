@@ -2,21 +2,28 @@
 
 Two throw-away copies of the repository (as in tests/test_pipeline.py) run the same micro grid — one dataset, two
 regularizers, two seeds, 60 training steps so that a training can be interrupted — one with a serial `dvc repro`
-(the reference, started first and run alongside), the other with the grid on a `ray.cluster_utils.Cluster` of two
-one-CPU nodes that this module starts and stops. While the grid runs, the Ray worker of one training is killed
-(SIGKILL, by its PID) once the training has written a checkpoint: the driver must retry the stage and the training
-resume from that checkpoint. Afterwards DVC must find nothing to do, and every output of the trainings and
-evaluations must be byte for byte the serial run's (the resumed one included), as must every stage's `dvc.lock` entry.
+(the reference, run alongside), the other with the grid on a `ray.cluster_utils.Cluster` of two one-CPU nodes that
+this module starts and stops (before the reference starts: a start-up competes with nothing of the test's own).
+While the grid runs, the Ray worker of one training is killed (SIGKILL, by its PID) once the training has written a
+checkpoint: the driver must retry the stage and the training resume from that checkpoint. Afterwards DVC must find
+nothing to do, and every output of the trainings and evaluations must be byte for byte the serial run's (the resumed
+one included), as must every stage's `dvc.lock` entry.
+While the grid runs, a second grid and a `dvc repro` on the same repository are refused (one writer per repository).
+
+The quick tests first need no cluster: bad input refused in one line with exit status 2, the repository lock of a
+killed holder taken over at once, the DVC internals the grid relies on, and the grid's Ray start-up while busy loops
+occupy every core (the cluster is started with the same settings, and retried the same way).
 """
 from __future__ import annotations
-import json, os, re, shutil, signal, subprocess, sys, threading, time
+import contextlib, importlib.util, inspect, json, os, re, shutil, signal, subprocess, sys, textwrap, threading, time
 from pathlib import Path
 import pytest
 import yaml
 
-from test_pipeline import MICRO, _copy_repository, _merge, _sh
+from test_pipeline import MICRO, ROOT, _copy_repository, _merge, _sh
 
 ray = pytest.importorskip("ray")
+from gmg.grid import RAY_START_ATTEMPTS, quick_ray_imports, ray_node_settings, start_with_retries   # noqa: E402
 
 REGULARIZERS, SEEDS = ("none", "gmg"), (0, 1)
 RUNS = [f"dsprites-beta_vae-{r}-{s}" for r in REGULARIZERS for s in SEEDS]
@@ -54,6 +61,206 @@ HUNG = 6 * 3600
 def _grid(repo: Path, env: dict, *args: str, timeout: int = HUNG) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "gmg.grid", *args], cwd=repo, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def _tiny_env() -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               PYTHONDONTWRITEBYTECODE="1", DVC_NO_ANALYTICS="1")
+    env.pop("DVC_ROOT", None)
+    return env
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    "A two-stage DVC repository (no git) with a cpu profile: enough for what the grid does before Ray starts."
+    repo = tmp_path / "tiny"
+    (repo / "profiles" / "cpu").mkdir(parents=True)
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "make": {"cmd": "echo a > a.txt", "outs": ["a.txt"]},
+        "copy": {"cmd": "cp a.txt b.txt", "deps": ["a.txt"], "outs": ["b.txt"]}}}))
+    _sh(["dvc", "init", "--no-scm", "-q"], repo, _tiny_env())
+    return repo
+
+
+@pytest.mark.parametrize("resources, folder, args, message", [
+    pytest.param("stages:\n  make: {cpus: 1\n", "tiny", [], "resources.yaml: not valid YAML at line 3, column 1",
+                 id="resources-yaml-syntax-error"),
+    pytest.param("- make: {cpus: 1}\n", "tiny", [],
+                 "resources.yaml: expected a mapping with default, stages, max_retries at the top level, got a list",
+                 id="resources-top-level-list"),
+    pytest.param("stages:\n  trian: {cpus: 1}\n", "tiny", [],
+                 "resources.yaml: unknown stage(s) trian under stages: the stages of dvc.yaml are copy, make",
+                 id="resources-unknown-stage"),
+    pytest.param(None, "empty", [], "has no dvc.yaml: run the grid in the root of the DVC repository", id="empty-folder"),
+    pytest.param(None, "tiny", ["--root", "/nonexistent/gmg-grid"], "--root /nonexistent/gmg-grid: no such directory",
+                 id="root-does-not-exist"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(tiny, tmp_path, resources, folder, args, message):
+    "Refused before anything runs (not even Ray): one line on stderr; the traceback only with --debug."
+    if resources is not None:
+        (tiny / "profiles" / "cpu" / "resources.yaml").write_text(resources)
+    cwd = tiny if folder == "tiny" else tmp_path / folder
+    cwd.mkdir(exist_ok=True)
+    run = _grid(cwd, _tiny_env(), *args)
+    assert run.returncode == 2, (run.returncode, run.stderr)
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gmg.grid: error: ") and message in lines[0], run.stderr
+    debug = _grid(cwd, _tiny_env(), *args, "--debug")
+    assert debug.returncode == 2 and debug.stderr.startswith("Traceback") and message in debug.stderr.splitlines()[-1]
+
+
+def test_the_lock_of_a_killed_holder_is_taken_over_at_once(tiny):
+    "DVC's repository lock: held, the grid is refused naming the holder; its holder killed (SIGKILL), no obstacle."
+    env = _tiny_env()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from dvc.repo import Repo; Repo('.').lock.lock(); "
+                               "print('held', flush=True); time.sleep(3600)"], cwd=tiny, env=env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = _grid(tiny, env, "--dry-run")
+        assert refused.returncode == 2 and f"is in use: pid {holder.pid} (python -c import time;" in refused.stderr, \
+            refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (tiny / ".dvc" / "tmp" / "lock").read_text().strip() == str(holder.pid)   # the dead holder's lock file
+    run = _grid(tiny, env, "--dry-run")
+    assert run.returncode == 0 and {"make", "copy"} <= {line.split()[0] for line in run.stdout.splitlines()}, \
+        run.stdout + run.stderr
+    assert (tiny / ".dvc" / "tmp" / "lock").read_text().strip() != str(holder.pid)
+
+
+def test_dvc_internals_the_grid_relies_on(tiny, monkeypatch):
+    """The list in nbs/15_grid.ipynb ("The DVC internals the grid relies on"): names, the parameters the grid passes,
+    the graph's type and direction, the lock's nesting and its file. A failure here means DVC changed one of them."""
+    import networkx as nx
+    from dvc.lock import LockError
+    from dvc.repo import Repo, lock_repo
+    from dvc.stage import Stage
+    assert {"ignore_remove", "force"} <= set(inspect.signature(Stage.remove_outs).parameters)
+    assert {"target", "force"} <= set(inspect.signature(Repo.commit).parameters)
+    assert issubclass(LockError, Exception)
+    monkeypatch.chdir(tiny)
+    repo = Repo(str(tiny))
+    try:
+        stages = {s.addressing: s for s in repo.index.stages}
+        assert set(stages) == {"make", "copy"} and stages["copy"].cmd == "cp a.txt b.txt"
+        assert not stages["copy"].frozen
+        graph = repo.index.graph   # an edge from a stage to the stages whose outputs it reads
+        assert isinstance(graph, nx.DiGraph) and list(graph.successors(stages["copy"])) == [stages["make"]]
+        assert [s.addressing for s in repo.stage.collect("copy")] == ["copy"]
+        assert repo._lock_depth == 0 and not repo.lock.is_locked
+        with lock_repo(repo):
+            assert repo.lock.is_locked and Path(repo.lock.lockfile).read_text().strip() == str(os.getpid())
+            with lock_repo(repo):   # DVC's locked methods nest without locking again
+                assert repo._lock_depth == 2
+            assert stages["make"].changed()
+            (tiny / "a.txt").write_text("a\n")
+            repo.commit("make", force=True)   # dvc commit -f, itself @locked: nested in the hold
+            assert "make" in yaml.safe_load((tiny / "dvc.lock").read_text())["stages"]
+            stages["make"].remove_outs(ignore_remove=False, force=False)
+            assert not (tiny / "a.txt").exists()
+        assert not repo.lock.is_locked
+    finally:
+        repo.close()
+
+
+BUSY = "while True: pass"
+RAY_PROBE = textwrap.dedent("""
+    import importlib.util, json, os, ray
+    from gmg.grid import ray_session, without_import_shims
+
+    @ray.remote
+    def probe():
+        shim = importlib.util.find_spec("rfc3987_syntax")
+        return {"niceness": os.nice(0), "shim": bool(shim and "gmg-grid-shims-" in (shim.origin or "")),
+                "stage_env": without_import_shims(dict(os.environ)).get("PYTHONPATH", "")}
+
+    with ray_session(num_cpus=1):
+        print(json.dumps(ray.get(probe.remote())))
+""")
+
+
+def test_ray_starts_while_every_core_is_busy(tmp_path):
+    """The grid's own start of a local Ray instance (its settings, import shim and retries) while busy loops occupy
+    every core, started before it: Ray starts, a task runs at Ray's default worker niceness (15, as --help says), the
+    import shim reaches the workers and a stage's environment is without it."""
+    burners = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(os.cpu_count() or 2)]
+    try:
+        run = subprocess.run([sys.executable, "-c", RAY_PROBE], cwd=tmp_path, env=_tiny_env(), capture_output=True,
+                             text=True, timeout=HUNG)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-4000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    # Ray raises its workers' niceness by 15 (an increment: under `nice -n 5 pytest` they run at 19, the cap)
+    assert seen["niceness"] == min(19, os.nice(0) + 15), seen
+    assert seen["shim"] == (importlib.util.find_spec("rfc3987_syntax") is not None), seen
+    assert "gmg-grid-shims-" not in seen["stage_env"], seen
+
+
+def _ray_start_head(port: int, env: dict) -> None:
+    "`ray start --head` on the loopback address, as the README's recipe starts a head (retried like the grid's start)."
+    cmd = ["ray", "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+           "--include-dashboard=false", "--disable-usage-stats"]
+    for attempt in range(RAY_START_ATTEMPTS):
+        started = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=HUNG)
+        if started.returncode == 0:
+            return
+        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=HUNG)
+    raise AssertionError(f"ray start --head failed {RAY_START_ATTEMPTS} times:\n{started.stderr[-3000:]}")
+
+
+def test_the_readme_cluster_recipe_joins_a_head_started_with_ray_start(tiny):
+    """The README's recipe as written, on one machine: a token generated (`ray get-auth-token --generate`), so that
+    `ray start --head` turns token authentication on; a grid without RAY_AUTH_MODE=token is refused in one line that
+    says what to set, and with it runs the stages."""
+    env = {**_tiny_env(), "HOME": str(tiny.parent)}       # its own ~/.ray/auth_token
+    for key in [k for k in env if k.startswith("RAY_AUTH")]:
+        env.pop(key)
+    _sh(["ray", "get-auth-token", "--generate"], tiny, env)
+    assert (tiny.parent / ".ray" / "auth_token").is_file()
+    port = 6390 + os.getpid() % 50
+    _ray_start_head(port, env)
+    try:
+        refused = _grid(tiny, env, "--address", f"127.0.0.1:{port}")
+        assert refused.returncode == 2, refused.stderr[-3000:]
+        assert refused.stderr.strip().splitlines() == [refused.stderr.strip()], refused.stderr[-3000:]
+        assert "set RAY_AUTH_MODE=token" in refused.stderr and "Traceback" not in refused.stderr
+        joined = _grid(tiny, {**env, "RAY_AUTH_MODE": "token"}, "--address", f"127.0.0.1:{port}")
+        assert joined.returncode == 0, joined.stderr[-3000:]
+        assert (tiny / "b.txt").read_text() == "a\n" and (tiny / "dvc.lock").exists()
+    finally:
+        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=HUNG)
+
+
+def _start_cluster():
+    "Two one-CPU nodes on the loopback address, the head with the grid's own Ray settings."
+    from ray.cluster_utils import Cluster
+    cluster = Cluster()
+    try:
+        node = dict(num_cpus=1, object_store_memory=80 * 2**20, node_ip_address="127.0.0.1")
+        cluster.add_node(**node, **ray_node_settings())   # the head: its system config is every node's
+        cluster.add_node(**node)
+        cluster.wait_for_nodes()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            cluster.shutdown()
+        raise
+    return cluster
+
+
+def _beside(repo: Path, env: dict, run: subprocess.Popen, address: str) -> dict:
+    "Once the grid `run` runs stages, a second grid and a `dvc repro` on the same repository."
+    logs = repo / "results" / "grid-logs"
+    while run.poll() is None and not list(logs.glob("*.log")):
+        time.sleep(0.2)
+    second = _grid(repo, env, "--address", address)
+    repro = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=HUNG)
+    return {"pid": run.pid, "second": second, "repro": repro, "still_running": run.poll() is None}
 
 
 def _kill_when_checkpointed(repo: Path, record: dict, stop: threading.Event) -> None:
@@ -95,21 +302,18 @@ def grid_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("grid")
     serial, serial_env = _make_copy(base / "serial")
     grid, env = _make_copy(base / "grid")
-    reference = subprocess.Popen(["dvc", "repro"], cwd=serial, env=serial_env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
-    out = {"serial": serial, "grid": grid, "env": env}
+    out, reference = {"serial": serial, "grid": grid, "env": env}, None
     # the stages run in the environment of the cluster's workers, i.e. of this process: make it the serial run's
     changed = {k: v for k, v in env.items() if os.environ.get(k) != v}
     saved = {k: os.environ.get(k) for k in changed}
     os.environ.update(changed)
-    from ray.cluster_utils import Cluster
-    cluster = None
+    cluster, stack = None, contextlib.ExitStack()
     try:
-        node = dict(num_cpus=1, object_store_memory=80 * 2**20)
-        cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False,
-                                                                "node_ip_address": "127.0.0.1"})
-        cluster.add_node(**node, node_ip_address="127.0.0.1")
-        cluster.wait_for_nodes()
+        stack.enter_context(quick_ray_imports())   # as the grid's own local start (nbs/15_grid.ipynb)
+        # more attempts than the grid's own: a fixture, not the claim under test (that is the busy-loop test above)
+        cluster = start_with_retries(_start_cluster, attempts=3 * RAY_START_ATTEMPTS)
+        reference = subprocess.Popen(["dvc", "repro"], cwd=serial, env=serial_env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
         out["address"], session_dir = cluster.address, cluster.head_node.get_session_dir_path()
         out["status_before"] = json.loads(_sh(["dvc", "status", "dvc.yaml", "--json"], grid, env).stdout)
         out["dry_run"] = _grid(grid, env, "--dry-run", "--address", cluster.address)
@@ -121,17 +325,29 @@ def grid_run(tmp_path_factory):
         killed, stop = {}, threading.Event()
         killer = threading.Thread(target=_kill_when_checkpointed, args=(grid, killed, stop), daemon=True)
         killer.start()
-        out["run"] = _grid(grid, env, "--address", cluster.address)
+        with open(base / "run.out", "w+") as stdout, open(base / "run.err", "w+") as stderr:
+            run = subprocess.Popen([sys.executable, "-m", "gmg.grid", "--address", cluster.address], cwd=grid,
+                                   env=env, stdout=stdout, stderr=stderr, text=True)
+            try:
+                out["beside"] = _beside(grid, env, run, cluster.address)
+                run.wait(timeout=HUNG)
+            finally:
+                if run.poll() is None:
+                    run.kill()
+            stdout.seek(0), stderr.seek(0)
+            out["run"] = subprocess.CompletedProcess(run.args, run.returncode, stdout.read(), stderr.read())
         stop.set()
         killer.join()
         out["killed"] = killed
         out["again"] = _grid(grid, env, "--address", cluster.address)
     except BaseException:
-        reference.kill()
+        if reference is not None:
+            reference.kill()
         raise
     finally:
         if cluster is not None:
             cluster.shutdown()
+        stack.close()
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     reference_out = reference.communicate(timeout=HUNG)[0]
@@ -185,6 +401,17 @@ def test_killed_worker_is_retried_and_resumes(grid_run):
     assert "Ray worker of this attempt is gone" in log and "attempt 2 of" in log, log[-3000:]
     resumed = re.findall(r"resuming \S+ from step (\d+)", log)
     assert resumed and int(resumed[-1]) >= killed["step"], log[-3000:]
+
+
+def test_a_second_writer_is_refused_while_the_grid_runs(grid_run):
+    "One writer per repository: a second grid exits 2 naming the running one; a `dvc repro` beside it fails to lock."
+    beside = grid_run["beside"]
+    second, repro = beside["second"], beside["repro"]
+    assert beside["still_running"], "the grid ended before the second writer was tried"
+    assert second.returncode == 2, (second.returncode, second.stdout, second.stderr)
+    assert f"is in use: pid {beside['pid']} (python -m gmg.grid --address" in second.stderr, second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1 and "Traceback" not in second.stderr, second.stderr
+    assert repro.returncode != 0 and "Unable to acquire lock" in repro.stdout + repro.stderr, repro.stdout + repro.stderr
 
 
 def test_outputs_equal_a_serial_dvc_repro(grid_run):

@@ -199,3 +199,61 @@ def test_the_calibrated_gmg_lambda_gives_the_regularizer_a_share_of_every_logged
     rows = [r.split("\t") for r in (tmp_path / "gmg" / "dvclive/plots/metrics/train/reg_share.tsv").read_text().splitlines()]
     shares = [float(r[rows[0].index("reg_share")]) for r in rows[1:]]
     assert len(shares) == 4 and all(s > 0 for s in shares), shares
+
+def _one_line_refusal(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    "Exit status 2, one line on stderr holding every fragment, no traceback."
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
+
+def test_refusals_found_when_the_run_starts_are_one_line(tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(**{**RUN, "steps": 1, "checkpoint_every": 1}), out, progress=False)
+    resumed = subprocess.run(_command(out, steps=1, cost="sqeuclidean"), env=_env(), cwd=tmp_path,
+                             capture_output=True, text=True)
+    _one_line_refusal(resumed, "written by a different configuration", "cost: checkpoint 'cosine'")
+    (out / CHECKPOINT).write_bytes((out / CHECKPOINT).read_bytes()[:100])    # a damaged checkpoint
+    damaged = subprocess.run(_command(out, steps=2), env=_env(), cwd=tmp_path, capture_output=True, text=True)
+    _one_line_refusal(damaged, "cannot read checkpoint", "delete it to train again from step 0")
+    missing = subprocess.run(_command(tmp_path / "official", source="official", data_root=str(tmp_path / "none")),
+                             env=_env(), cwd=tmp_path, capture_output=True, text=True)
+    _one_line_refusal(missing, "not found", "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz")
+
+def test_the_train_stage_finds_official_files_in_data_root_per_dataset(tmp_path):
+    """dvc.yaml passes `-p data_root data`, the folder the README and the datasets stage put `data/<dataset>/` in:
+    the train notebook must look in data_root/<dataset>/. A reduced grid written there is found, then refused as
+    not the official grid (strict): the message proves which file was read."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_datasets import write_dsprites
+    (tmp_path / "data" / "dsprites").mkdir(parents=True)
+    write_dsprites(tmp_path / "data" / "dsprites" / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz")
+    cmd = [sys.executable, "-m", "papermill", str(ROOT / "nbs" / "experiments" / "train.ipynb"),
+           str(tmp_path / "train.ipynb"), "--cwd", str(tmp_path), "-p", "out_dir", str(tmp_path / "run"),
+           "-p", "source", "official", "-p", "data_root", "data", "-p", "regularizer", "none", "-p", "lam", "0.0",
+           "-p", "steps", "1", "-p", "threads", "1"]
+    proc = subprocess.run(cmd, env=_env(), cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "official (3, 6, 40, 32, 32)" in proc.stderr and "not found" not in proc.stderr, proc.stderr[-3000:]
+
+def test_bfloat16_autocast_is_deterministic_and_really_on(tmp_path):
+    """Two identical bfloat16 runs write identical bytes (what a reproducible pipeline needs), and they differ from
+    the float32 run of the same seed (the autocast is on); the regularizers still get float32 inputs."""
+    bf16 = {**RUN, "steps": 6, "checkpoint_every": 3, "log_every": 3, "precision": "bfloat16"}
+    runs = [tmp_path / "a", tmp_path / "b", tmp_path / "f32"]
+    for out, fields in zip(runs, (bf16, bf16, {**bf16, "precision": "float32"})):
+        train(TrainConfig(**fields), out, progress=False)
+    a, b, f32 = (_files(r) for r in runs)
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a), [k for k in a if a[k] != b.get(k)]
+    ca, cf = load_checkpoint(runs[0] / CHECKPOINT), load_checkpoint(runs[2] / CHECKPOINT)
+    assert any(not torch.equal(ca["model"][k], cf["model"][k]) for k in ca["model"])
+    assert all(v.dtype == torch.float32 for v in ca["model"].values() if v.is_floating_point())
+    from gmg.models import VAE
+    from gmg.train import _forward
+    model, x = VAE(1), torch.rand(4, 1, 64, 64)
+    out = _forward(TrainConfig(precision="bfloat16"), model, x, torch.Generator().manual_seed(0))
+    assert {t.dtype for t in (out.mu, out.logvar, out.z, out.logits)} == {torch.float32}
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="expected one of float32, bfloat16"):
+        TrainConfig(precision="float16")
