@@ -181,8 +181,8 @@ def resolve_targets(repo, targets: list[str]) -> dict:
     "The stages the targets name, with all their upstream stages; an unknown target is a `GridError`."
     import networkx as nx
     stages = _pipeline_stages(repo)
-    if not targets:
-        return stages
+    # no target: the root dvc.yaml, as `dvc repro` (another pipeline file, e.g. study/dvc.yaml, runs when named)
+    targets = list(targets) or ["dvc.yaml"]
     graph, chosen = repo.index.graph, {}
     for target in targets:
         try:
@@ -1044,7 +1044,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "(`python -m gmg.grid scrub NOTEBOOK...` removes timings from executed "
                                      "notebooks.)", epilog=HELP_EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("targets", nargs="*", help="stages as for dvc repro (default: the whole pipeline)")
+    parser.add_argument("targets", nargs="*", help="stages or pipeline files as for dvc repro (default: dvc.yaml, as dvc repro)")
     parser.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: start Ray here)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     parser.add_argument("--jobs", type=int, help="at most this many stages at once (default: as resources allow)")

@@ -5,7 +5,7 @@ files with the library's own validators; `python -m gmg.params check` is the fir
 
 # %% ../nbs/16_params.ipynb #c002
 from __future__ import annotations
-import itertools, sys
+import dataclasses, itertools, sys
 from pathlib import Path
 from .datasets import DATASETS
 from .maps import FitConfig, TARGETS as TOY_TARGETS
@@ -16,10 +16,11 @@ from .train import SOURCES, TrainConfig
 
 # %% auto #0
 __all__ = ['DATASETS_KEYS', 'TOY_KEYS', 'TRAIN_KEYS', 'EVALUATE_KEYS', 'EVALUATE_PROFILE_KEYS', 'REPORT_KEYS', 'PILOT_SEEDS_FROM',
-           'PARAMS_KEYS', 'ParamsError', 'as_cli', 'check_keys', 'check_int', 'check_number', 'check_bool',
-           'check_names', 'comma_list', 'check_datasets', 'check_toy', 'check_seeds', 'check_lams',
-           'check_profile_train', 'check_train', 'check_evaluate', 'check_report', 'profile_files', 'check_params',
-           'main']
+           'PARAMS_KEYS', 'STUDY_PROFILE', 'STUDY_KEYS', 'STUDY_REGULARIZERS', 'STUDY_BETAS', 'ParamsError', 'as_cli',
+           'check_keys', 'check_int', 'check_number', 'check_bool', 'check_names', 'comma_list', 'check_datasets',
+           'check_toy', 'check_seeds', 'check_lams', 'check_profile_train', 'check_train', 'check_evaluate',
+           'check_report', 'profile_files', 'check_params', 'notebook_parameters', 'check_ignored_fields',
+           'check_study_lams', 'check_study_beta', 'check_study', 'main']
 
 # %% ../nbs/16_params.ipynb #c004
 class ParamsError(ValueError):
@@ -216,13 +217,18 @@ def _read_yaml(path: Path) -> dict:
     except yaml.YAMLError as e:
         raise ParamsError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
 
-def profile_files(params_path: Path, profile) -> tuple[Path, Path]:
-    "`profiles/<profile>/{train,evaluate}.yaml` next to `params_path`; an unknown profile lists the known ones."
+STUDY_PROFILE = "study"   # profiles/study: the study's scale files (study/dvc.yaml); its steps are in study/params.yaml
+
+def profile_files(params_path: Path, profile, exclude: tuple[str, ...] = (STUDY_PROFILE,)) -> tuple[Path, Path]:
+    """`profiles/<profile>/{train,evaluate}.yaml` next to `params_path`; an unknown profile lists the known ones.
+    `exclude`: profiles that exist but are not this pipeline's (the root pipeline's default: the study's)."""
     folder = Path(params_path).parent / "profiles"
     files = (folder / str(profile) / "train.yaml", folder / str(profile) / "evaluate.yaml")
-    if not isinstance(profile, str) or not all(f.is_file() for f in files):
-        known = sorted(p.name for p in folder.iterdir() if (p / "train.yaml").is_file()) if folder.is_dir() else []
-        raise ParamsError(f"profile: unknown profile {profile!r}: expected one of {', '.join(known) or '(none found)'}"
+    if not isinstance(profile, str) or profile in exclude or not all(f.is_file() for f in files):
+        known = sorted(p.name for p in folder.iterdir() if (p / "train.yaml").is_file() and p.name not in exclude
+                       ) if folder.is_dir() else []
+        why = (" is the study's (study/dvc.yaml, with the steps of study/params.yaml)" if profile in exclude else "")
+        raise ParamsError(f"profile: unknown profile {profile!r}{why}: expected one of {', '.join(known) or '(none found)'}"
                           f" (folders of profiles/ with train.yaml and evaluate.yaml)")
     return files
 
@@ -244,6 +250,114 @@ def check_params(path: str | Path = "params.yaml") -> str:
         raise ParamsError(f"{path}: {e}") from None
     return f"profile {params['profile']}: " + "; ".join(parts)
 
+# %% ../nbs/16_params.ipynb #c020
+STUDY_KEYS = ("profile", "datasets", "model", "regularizers", "seeds", "beta", "steps", "source", "target", "cost",
+              "eps0", "lam", "evaluate_seed", "report")
+STUDY_REGULARIZERS = ("none", "dst", "gmg")   # the study's arms; study/dvc.yaml passes λ for dst and gmg
+STUDY_BETAS = (1.0, 2.0, 4.0, 6.0, 8.0, 16.0)   # the β-VAE grid of this line of work: tools/choose_beta.py pilots each
+STUDY_PROFILE = "study"   # profiles/study: the study's scale files (steps come from study/params.yaml, not from there)
+
+def notebook_parameters(path: Path) -> set[str] | None:
+    "Names assigned in the `parameters` cell of the papermill notebook `path` (None if there is no such file)."
+    import json, re
+    if not Path(path).is_file():
+        return None
+    for cell in json.loads(Path(path).read_text())["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            return set(re.findall(r"^(\w+)\s*(?::[^=]*)?=", "".join(cell["source"]), re.M))
+    return set()
+
+def check_ignored_fields(profile_train: dict, notebook: Path, where: str) -> None:
+    """A profile field that the train notebook does not declare reaches papermill but not `TrainConfig`: the run
+    would silently train with the field's default. Such a field must therefore hold that default."""
+    declared = notebook_parameters(notebook)
+    if declared is None:
+        return
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for key, value in profile_train.items():
+        if key not in declared and key in defaults and value != defaults[key]:
+            raise ParamsError(f"{where}: {key} {value!r} would be ignored: {notebook.name} has no `{key}` parameter, "
+                              f"so the run would train with {key} {defaults[key]!r}")
+
+def check_study_lams(where: str, value, calibrated: dict, params_name: str) -> dict:
+    "The study's λ per regularizer: one for each of dst and gmg, equal to params.yaml's calibrated `train.lam`."
+    wanted = [r for r in STUDY_REGULARIZERS if r != "none"]
+    if not isinstance(value, dict) or sorted(value) != sorted(wanted):
+        raise ParamsError(f"{where}: expected a λ for each of {', '.join(wanted)}, got {value!r}")
+    for name in wanted:
+        mine, theirs = as_cli(value[name]), as_cli(calibrated.get(name))
+        if isinstance(mine, bool) or not isinstance(mine, (int, float)) or float(mine) != float(theirs):
+            raise ParamsError(f"{where}.{name} = {value[name]!r} differs from {params_name} train.lam.{name} = "
+                              f"{calibrated.get(name)!r} (the calibrated λ: tools/calibrate_lambda.py)")
+    return {k: float(as_cli(v)) for k, v in value.items()}
+
+def check_study_beta(where: str, value, require: bool = True) -> float | None:
+    "β of the study's base model: one of STUDY_BETAS (chosen by the pilot), or null before the pilot has run."
+    if value is None or value == "None":   # null in YAML; the stage's command line spells it None
+        if require:
+            raise ParamsError(f"{where} is null: not chosen yet (run `python tools/choose_beta.py run`, the pilot, "
+                              f"which writes it)")
+        return None
+    beta = as_cli(value)
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or float(beta) not in STUDY_BETAS:
+        raise ParamsError(f"{where}: {value!r} is not in the pilot grid {', '.join(f'{b:g}' for b in STUDY_BETAS)} "
+                          f"(tools/choose_beta.py chooses among them)")
+    return float(beta)
+
+
+# %% ../nbs/16_params.ipynb #c022
+def check_study(path: str | Path = "study/params.yaml", params_path: str | Path = "params.yaml",
+                require_beta: bool = True) -> str:
+    """Validate the study's parameters (`study/params.yaml`) and its profile's files as its stages use them, against
+    the root pipeline's `params.yaml` (the calibrated λs); `ParamsError` (one line) on the first bad value.
+    `require_beta=False` accepts a β not chosen yet (null): the pilot that chooses it runs with everything else."""
+    path, params_path = Path(path), Path(params_path)
+    study = _read_yaml(path)
+    root_train = _read_yaml(params_path).get("train") or {}
+    root = params_path.parent
+    try:
+        check_keys("top level", study, ("study",))
+        s = check_keys("study", study["study"], STUDY_KEYS)
+        try: train_file, evaluate_file = profile_files(params_path, s["profile"], exclude=())
+        except ParamsError as e:
+            raise ParamsError(f"study.{e}") from None
+        relative = lambda f: str(f.relative_to(root))   # the profile's files, named as in study/dvc.yaml
+        datasets = _grid_list("study.datasets", s["datasets"], DATASETS)
+        regularizers = _grid_list("study.regularizers", s["regularizers"], STUDY_REGULARIZERS)
+        if s["model"] not in BASE_MODELS:
+            raise ParamsError(f"study.model: unknown model {s['model']!r}: expected one of {', '.join(BASE_MODELS)}")
+        seeds = check_seeds("study.seeds", _grid_list("study.seeds", s["seeds"]))
+        beta = check_study_beta("study.beta", s["beta"], require_beta)
+        steps = check_int("study.steps", s["steps"], 1)
+        if s["source"] not in SOURCES:
+            raise ParamsError(f"study.source: unknown source {s['source']!r}: expected one of {', '.join(SOURCES)}")
+        lams = check_study_lams("study.lam", s["lam"], root_train.get("lam") or {}, params_path.name)
+        for key in ("target", "cost", "eps0"):   # the settings the λs were calibrated with
+            if as_cli(s[key]) != as_cli(root_train.get(key)):
+                raise ParamsError(f"study.{key} = {s[key]!r} differs from {params_path.name} train.{key} = "
+                                  f"{root_train.get(key)!r}: the calibrated λs hold for the root pipeline's {key}")
+        profile_train = _read_yaml(train_file)
+        check_profile_train(profile_train, relative(train_file))
+        check_ignored_fields(profile_train, root / "nbs" / "experiments" / "train.ipynb", relative(train_file))
+        shared = {k: as_cli(s[k]) for k in ("model", "source", "target", "cost", "eps0")}
+        for dataset, regularizer in itertools.product(datasets, regularizers):
+            try:   # the train stage's TrainConfig: the profile's fields, then the stage's -p values (they win)
+                TrainConfig.from_dict({**profile_train, **shared, "steps": steps, "beta": beta or STUDY_BETAS[0],
+                                       "hfs_gamma": 0.0, "dataset": dataset, "regularizer": regularizer,
+                                       "lam": lams.get(regularizer, 0.0), "seed": seeds[0]})
+            except (TypeError, ValueError) as e:
+                raise ParamsError(f"study (run {dataset}-{s['model']}-{regularizer}): {e}") from None
+        seed = check_int("study.evaluate_seed", s["evaluate_seed"], 0)
+        metrics = check_evaluate({"seed": seed}, _read_yaml(evaluate_file), profile_where=relative(evaluate_file))
+        check_report(s["report"], "study.report")
+    except ParamsError as e:
+        raise ParamsError(f"{path}: {e}") from None
+    runs = len(datasets) * len(regularizers) * len(seeds)
+    return (f"profile {s['profile']}: {runs} training run(s) ({len(datasets)} dataset(s) × {len(regularizers)} "
+            f"regularizer(s) × {len(seeds)} seed(s)), β = {'not chosen yet' if beta is None else f'{beta:g}'}, "
+            f"{steps} steps; {metrics}")
+
+
 # %% ../nbs/16_params.ipynb #c015
 def main(argv: list[str] | None = None) -> int:
     import argparse
@@ -251,9 +365,16 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Check params.yaml and its profile's files before a DVC stage runs.")
     parser.add_argument("command", choices=["check"])
     parser.add_argument("params", nargs="?", default="params.yaml", help="default: params.yaml")
+    parser.add_argument("--study", nargs="?", const="", metavar="STUDY_PARAMS",
+                        help="also check the study's parameters, with its β chosen (default: study/params.yaml "
+                             "beside params.yaml); the first command of every stage of study/dvc.yaml")
     args = parser.parse_args(argv)
     try:
-        print(f"{args.params}: ok ({check_params(args.params)})")
+        lines = [f"{args.params}: ok ({check_params(args.params)})"]
+        if args.study is not None:
+            study = args.study or str(Path(args.params).parent / "study" / "params.yaml")
+            lines.append(f"{study}: ok ({check_study(study, args.params)})")
+        print("\n".join(lines))
         return 0
     except ParamsError as e:
         print(f"gmg.params: {e}", file=sys.stderr)

@@ -56,12 +56,18 @@ def synthetic_results(folder: Path) -> Path:
             "device": "x86_64", "batch": 64, "eps0": 0.01, "gw_budget": [20, 30], "pretrain": 200, "timed_steps_per_row": 60,
             "rounds": 6, "torch": "2.13.0", "load_average_before": [1.0, 1.0, 1.0],
             "rows": [{"configuration": "β-VAE", "steps_per_second": rate, "time_vs_base": 1.0},
-                     {"configuration": "+ GMG (decoder, Cos)", "steps_per_second": rate / 1.1, "time_vs_base": 1.1}]}))
+                     {"configuration": "+ GMG (decoder, Cos)", "steps_per_second": rate / 1.1, "time_vs_base": 1.1},
+                     {"configuration": "+ DST (decoder, Cos)", "steps_per_second": rate / 1.05, "time_vs_base": 1.05}]}))
     (folder / "calibration").mkdir()
     rows = [dict(regularizer="gmg", lam=lam, dataset=d, reg_share_mean=s, rec_final=1.0, round_share=s)
             for lam, s in ((1e5, 0.15), (2e5, 0.5)) for d in ("dsprites", "shapes3d")]
     (folder / "calibration" / "pilot_runs.json").write_text(json.dumps({
         "target_share": 0.3, "pilot_seed": 1000, "settings": {"steps": 300}, "complete": {"gmg": True}, "rows": rows}))
+    (folder / "study").mkdir()   # the study's measured stage times (tools/study_sizing.py measure); not run yet
+    (folder / "study" / "stage_times_cpu_1t.json").write_text(json.dumps({
+        "in_stage_factor": 1.0, "per_step_factor": {"dsprites": 1.0, "shapes3d": 1.0},
+        "train_fixed_s": {"dsprites": 10.0, "shapes3d": 10.0}, "evaluate_s": {"dsprites": 20.0, "shapes3d": 20.0},
+        "report_s": 30.0}))
     return folder
 
 README = "Intro 1.23.\n\n" + "\n".join(f"<!-- generated:{n} -->\nstale 9.99\n<!-- /generated:{n} -->\n" for n in tables.TABLES)
@@ -117,3 +123,48 @@ def test_missing_result_file_and_unknown_block(tmp_path, capsys):
     assert "summary.csv: missing (run `dvc repro`" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown generated block 'speed'"):
         tables.render("<!-- generated:speed -->\n<!-- /generated:speed -->\n", tmp_path, PARAMS)
+
+# ------------------------------------------------------------------ the study's blocks
+
+def synthetic_study(root: Path, beta=None) -> Path:
+    "study/params.yaml and profiles/study/ in `root`: the repository's, with round numbers and β = `beta`."
+    import shutil, yaml
+    (root / "study").mkdir(parents=True)
+    shutil.copytree(ROOT / "profiles" / "study", root / "profiles" / "study")
+    study = yaml.safe_load((ROOT / "study" / "params.yaml").read_text())
+    study["study"].update(beta=beta, steps=1000, seeds=[10, 11, 12, 13, 14, 15], lam={"dst": 10000.0, "gmg": 200000.0})
+    (root / "study" / "params.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    return root
+
+def test_study_design_and_not_run_yet(tmp_path, monkeypatch):
+    """The design block: every value from study/params.yaml and its profile, and the sizing at its steps from the
+    stage times and rates (trainings: 1000 steps at 10 steps/s, ÷1.1 for GMG, ÷1.05 for DST, plus 10 s; an evaluation
+    20 s; the report 30 s)."""
+    monkeypatch.setattr(tables, "STUDY_ROOT", synthetic_study(tmp_path / "repo"))
+    out = tables.render(README, synthetic_results(tmp_path / "results"), PARAMS)
+    assert "| base model, β | β-VAE, β = not chosen yet (`python tools/choose_beta.py run`: the pilot, seed 1000) |" in out
+    assert "| seeds | 10, 11, 12, 13, 14, 15 (6, fresh) |" in out and "| precision | float32 |" in out
+    assert "| regularizers (λ) | base, DST (decoder, Cos; λ = 10000), GMG (decoder, Cos; λ = 200000) |" in out
+    # pilot: 12 × 110 s + 12 × 20 s = 1560 s of work, longest chain 130 s → 845 s = 14 min; study: 12 × 110 +
+    # 12 × 115 + 12 × 120 + 36 × 20 + 30 = 4890 s, longest 120 + 20 + 30 = 170 → 2530 s = 42 min; 56 min in all
+    assert "the β pilot (12 base-model runs) takes at most 14 min and the study (36 runs and the report) 42 min, " \
+           "56 min of the 150 min budget" in out
+    assert "The study has not run yet: `python -m gmg.grid study/dvc.yaml --jobs 2 --profile study`" in out
+    monkeypatch.setattr(tables, "STUDY_ROOT", synthetic_study(tmp_path / "chosen", beta=4.0))
+    out = tables.render(README, tmp_path / "results", PARAMS)
+    assert "| base model, β | β-VAE, β = 4 (chosen on pilot seed 1000: `results/study/pilot/beta.md`) |" in out
+
+def test_study_results_once_it_has_run(tmp_path, monkeypatch):
+    "With results/study/ holding a report, the block shows its DCI-D table and verdicts, naming the study's files."
+    monkeypatch.setattr(tables, "STUDY_ROOT", synthetic_study(tmp_path / "repo", beta=4.0))
+    results = synthetic_results(tmp_path / "results")
+    study = results / "study"
+    (study / "report").mkdir()
+    (results / "summary.csv").rename(study / "summary.csv")
+    (results / "report" / "differences.csv").rename(study / "report" / "differences.csv")
+    (study / "report" / "headline.json").write_text(json.dumps({"GMG beats DST/verdict": "inconclusive"}))
+    out = tables.study_results(results, PARAMS)
+    assert "| dSprites (β-VAE; seeds 0, 1, 2) | 0.200 ± 0.100 | 0.250 ± 0.100 | +0.050 [−0.012, +0.088] |" in out
+    assert "[95% CI]" in out   # the study's own level (study.report.ci), not params.yaml's
+    assert "| GMG beats DST | **inconclusive** |" in out and "results/study/report/verdicts.md" in out
+    assert "`results/study/summary.csv`, `results/study/report/differences.csv`" in out and "not run yet" not in out

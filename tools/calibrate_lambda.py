@@ -203,10 +203,11 @@ def check() -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def pilot_command_line(argv, doc: str, workdir: Path, run, collect, table, check) -> int:
+    "The command line of a pilot tool (this one, choose_beta.py): run / collect / table / check."
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("command", choices=["run", "collect", "table", "check"])
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/gmg-calibration"))
+    parser.add_argument("--workdir", type=Path, default=workdir)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
     if args.command == "run":
@@ -218,6 +219,10 @@ def main(argv=None) -> int:
     else:
         return check()
     return 0
+
+
+def main(argv=None) -> int:
+    return pilot_command_line(argv, __doc__, Path("/tmp/gmg-calibration"), run, collect, table, check)
 
 
 if __name__ == "__main__":

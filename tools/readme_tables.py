@@ -9,7 +9,9 @@ markers is prose and left alone. The sources are the pipeline's small outputs, w
 (paired per-seed differences with their Student-t intervals `t_low`, `t_high`; files written before the
 report used gmg.stats hold bootstrap intervals `low`, `high`, read as before), `results/report/headline.json` (the
 verdicts) and `results/toy/metrics.json`, `results/ablation/eps0.csv` (tools/eps0_ablation.py),
-`results/benchmarks/grid_speed_cpu.json` (benchmarks/grid_speed.py), plus `params.yaml` for the toy rows' targets and the interval's level.
+`results/benchmarks/grid_speed_cpu.json` (benchmarks/grid_speed.py), plus `params.yaml` for the toy rows' targets and the interval's level;
+the study's blocks read `study/params.yaml`, its profile, `results/study/stage_times_cpu_1t.json` and, once it has run,
+`results/study/` (its summary, differences and verdicts).
 """
 from __future__ import annotations
 import argparse, difflib, json, re, sys
@@ -195,10 +197,67 @@ def grid_speed_table(results: Path, params: dict) -> str:
     return (markdown(["runner", "wall time", "speed-up vs serial"], rows, ["---", "---:", "---:"]) + note
             + source_note("results/benchmarks/grid_speed_cpu.json"))
 
+STUDY_ROOT = ROOT   # where study/params.yaml and profiles/ are read (a test may point it at a synthetic repository)
+
+def _study_tool(name: str):
+    "A module of tools/ (the study's sizing), imported as calibration_table imports calibrate_lambda."
+    sys.path.insert(0, str(ROOT / "tools"))
+    return __import__(name)
+
+def study_design(results: Path, params: dict) -> str:
+    """The study's design values (study/params.yaml, its profile's precision; nbs/18_study.ipynb argues them) and
+    what its pilot and run take at its steps (tools/study_sizing.py, from the measured rates and stage times)."""
+    sizing = _study_tool("study_sizing")
+    study = sizing.read_study(STUDY_ROOT)
+    precision = sizing.profile_file(study, "train", STUDY_ROOT).get("precision", "float32")
+    evaluation = sizing.profile_file(study, "evaluate", STUDY_ROOT)
+    seeds = [int(s) for s in study["seeds"]]
+    beta = ("not chosen yet (`python tools/choose_beta.py run`: the pilot, seed 1000)" if study["beta"] is None
+            else f"{float(study['beta']):g} (chosen on pilot seed 1000: `results/study/pilot/beta.md`)")
+    rows = [["datasets", ", ".join(DATASET_LABELS.get(d, d) for d in study["datasets"])],
+            ["base model, β", f"{study['model'].replace('beta_vae', 'β-VAE').replace('beta_tcvae', 'β-TCVAE')}, β = {beta}"],
+            ["regularizers (λ)", ", ".join("base" if r == "none" else f"{r.upper()} ({study['target']}, "
+                                           f"{COST_LABELS.get(study['cost'], study['cost'])}; λ = {float(study['lam'][r]):g})"
+                                           for r in study["regularizers"])],
+            ["seeds", f"{', '.join(map(str, seeds))} ({len(seeds)}, fresh)"],
+            ["steps", f"{study['steps']} (batch {sizing.profile_file(study, 'train', STUDY_ROOT)['batch_size']}, "
+                      f"lr {sizing.profile_file(study, 'train', STUDY_ROOT)['lr']:g})"],
+            ["precision", precision],
+            ["evaluation", f"{evaluation['metrics'].upper().replace(',', ', ')} at {evaluation['size_fraction']:g}× "
+                           f"disentanglement_lib's sizes"]]
+    rates = sizing.training_rates(json.loads((results / "benchmarks" / "train_speed_cpu_1t.json").read_text()), precision)
+    times = json.loads((results / "study" / "stage_times_cpu_1t.json").read_text())
+    from gmg.params import STUDY_BETAS
+    plan = sizing.plan(int(study["steps"]), rates, times, study["datasets"], study["regularizers"], len(seeds),
+                       len(STUDY_BETAS))
+    note = (f"\nSizing (`tools/study_sizing.py`): at {study['steps']} steps the β pilot ({plan['pilot']['trainings']} "
+            f"base-model runs) takes at most {plan['pilot']['bound_s'] / 60:.0f} min and the study "
+            f"({plan['study']['trainings']} runs and the report) {plan['study']['bound_s'] / 60:.0f} min, "
+            f"{plan['total_s'] / 60:.0f} min of the {sizing.BUDGET_S / 60:.0f} min budget with {sizing.JOBS} "
+            f"single-thread stages at a time.\n")
+    return (markdown(["setting", "value"], rows, ["---", "---"]) + note
+            + source_note("study/params.yaml", f"profiles/{study['profile']}/", "results/benchmarks/train_speed_cpu_1t.json",
+                          "results/study/stage_times_cpu_1t.json"))
+
+def study_results(results: Path, params: dict) -> str:
+    """The study's DCI-D table and verdicts (its report, results/study/), as the cpu profile's are shown; one line
+    saying it has not run while results/study/report/headline.json does not exist."""
+    folder = results / "study"
+    if not (folder / "report" / "headline.json").is_file():
+        return ("The study has not run yet: `python -m gmg.grid study/dvc.yaml --jobs 2 --profile study` writes "
+                "`results/study/` (design: `nbs/18_study.ipynb`).\n" + source_note("results/study/report/headline.json"))
+    ci = _study_tool("study_sizing").read_study(STUDY_ROOT)["report"]["ci"]
+    dci = dci_table(folder, {"report": {"ci": ci}})
+    verdicts = verdicts_table(folder, {"report": {"ci": ci}})
+    body = (dci.split("\n<sub>")[0] + "\n" + verdicts.split("\n<sub>")[0] + "\n"
+            + "Evidence, comparison by comparison: `results/study/report/verdicts.md`.\n")
+    return body + source_note("results/study/summary.csv", "results/study/report/differences.csv",
+                              "results/study/report/headline.json")
+
 TABLES = {"dci": dci_table, "verdicts": verdicts_table, "eps0": eps0_table, "gradients": gradients_table,
           "toy": toy_table, "toy_findings": toy_findings, "calibration": calibration_table,
           "train_speed": train_speed_table,
-          "grid_speed": grid_speed_table}
+          "grid_speed": grid_speed_table, "study_design": study_design, "study_results": study_results}
 
 def render(readme: str, results: Path, params: dict) -> str:
     "`readme` with every generated block rewritten; an unknown block name is an error."
