@@ -159,6 +159,27 @@ def train_speed_table(results: Path, params: dict) -> str:
     return (markdown(header, rows, ["---"] + ["---:"] * 4) + note
             + source_note("results/benchmarks/train_speed_cpu_1t.json", "results/benchmarks/train_speed_cpu_2t.json"))
 
+def gmg_speed_table(results: Path, params: dict) -> str:
+    "One GMG value + gradient, gmg against POT on the same matrices and ε, same run (benchmarks/gmg_speed.py --json)."
+    bench = json.loads((results / "benchmarks" / "gmg_speed_cpu_1t.json").read_text())
+    ms = lambda v: "—" if v is None else f"{v:.2f}" if v < 100 else f"{v:.0f}"
+    ratio = lambda a, b: "—" if a is None or b is None else f"{a / b:.1f}×"
+    value = lambda v: "no plan" if v is None else f"{v:.6g}"
+    # a speed-up against a POT run that returned no plan would compare with a failure: shown as "—"
+    ratio_if = lambda r, a, b: ratio(r[a], r[b]) if r["value_pot"] is not None else "—"
+    rows = [[str(r["n"]), f"{r['eps0']:g}", ms(r["gmg_f32_end_to_end_ms"]), ms(r["gmg_f64_end_to_end_ms"]),
+             ms(r["pot_f64_end_to_end_ms"]), ratio_if(r, "pot_f64_end_to_end_ms", "gmg_f64_end_to_end_ms"),
+             ms(r["gmg_f64_from_costs_ms"]), ms(r["pot_f64_from_costs_ms"]),
+             ratio_if(r, "pot_f64_from_costs_ms", "gmg_f64_from_costs_ms"), value(r["value_gmg"]),
+             value(r["value_pot"]), r["pot_f32"]] for r in bench["rows"]]
+    header = ["n", "ε0", "end to end: gmg f32 ms", "gmg f64 ms", "POT f64 ms", "POT ÷ gmg", "from the costs: gmg f64 ms",
+              "POT f64 ms", "POT ÷ gmg", "DST − E(P_ε), gmg", "DST − E(P_ε), POT", "POT f32"]
+    note = (f"\n{bench['device']}, cost {bench['cost']}, ε = {bench['eps_rule']}; medians (of 15 runs for n ≤ 256, 3 above); "
+            f"torch {bench['torch']}, POT {bench['pot']}; load average before: "
+            f"{', '.join(f'{x:.1f}' for x in bench['load_average_before'])}.\n")
+    return (markdown(header, rows, ["---:"] * 10 + ["---:", "---"]) + note
+            + source_note("results/benchmarks/gmg_speed_cpu_1t.json"))
+
 def calibration_table(results: Path, params: dict) -> str:
     "λ per regularizer: every pilot round's λ and share, the rule's choice (tools/calibrate_lambda.py), params.yaml's λ."
     sys.path.insert(0, str(ROOT / "tools"))
@@ -256,7 +277,7 @@ def study_results(results: Path, params: dict) -> str:
 
 TABLES = {"dci": dci_table, "verdicts": verdicts_table, "eps0": eps0_table, "gradients": gradients_table,
           "toy": toy_table, "toy_findings": toy_findings, "calibration": calibration_table,
-          "train_speed": train_speed_table,
+          "train_speed": train_speed_table, "gmg_speed": gmg_speed_table,
           "grid_speed": grid_speed_table, "study_design": study_design, "study_results": study_results}
 
 def render(readme: str, results: Path, params: dict) -> str:
