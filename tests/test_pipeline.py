@@ -96,7 +96,7 @@ def _outputs_by_caching(repo: Path) -> tuple[set[str], set[str]]:
     from dvc.repo import Repo
     with Repo(str(repo)) as dvc:
         # the root pipeline's (dvc.yaml): study/dvc.yaml's outputs exist only where the study ran
-        outs = [o for stage in dvc.stage.collect("dvc.yaml") for o in stage.outs]
+        outs = [o for stage in dvc.stage.collect(str(repo / "dvc.yaml")) for o in stage.outs]
     return {o.def_path for o in outs if o.use_cache}, {o.def_path for o in outs if not o.use_cache}
 
 def _git_ignored(repo: Path, path: str, env: dict) -> bool:
