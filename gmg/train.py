@@ -416,7 +416,7 @@ def train(
 
 # %% ../nbs/14_train.ipynb #c015
 def _run(config: TrainConfig, out: Path, device: torch.device, dataset, progress: bool, stop_after) -> dict:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm   # a text bar: tqdm.auto wants ipywidgets in notebooks and warns without them
     ckpt_path = out / CHECKPOINT
     saved = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     if saved is not None:
