@@ -15,7 +15,7 @@
 - the public API's entries document every parameter (the comment after each parameter in the source, which
   show_doc renders beside the parameter in the entry's signature);
 - the committed Quarto site configuration is complete (its stylesheet exists, relative links only) and its
-  sidebar, README's layout section and the index's reading-order table agree on the reader's path.
+  sidebar, 19_compendium's layout section and the index's reading list agree on the reader's path.
 
 `nbs/experiments/*.ipynb` are exempt from the outputs checks: they are papermill templates whose committed form
 has no outputs. DVC executes them with the pipeline's parameters and keeps the executed copies among its outputs
@@ -444,15 +444,20 @@ def test_quarto_site_config():
 
 
 def test_reading_order_agrees():
-    "README's layout section and the index's reading-order table list the notebooks in the sidebar's order."
+    "19_compendium's layout section and the index's reading list name the notebooks in the sidebar's order."
     order = [p.stem for p in library_notebooks()]
-    readme = (ROOT / "README.md").read_text()
-    listed = re.search(r"in reading order:(.*?);", readme, re.S)
-    assert listed, "README's layout section lost its 'in reading order: ...;' list of notebooks"
-    assert re.findall(r"`([\w.]+)`", listed.group(1)) == order, "README's reading order differs from the notebooks'"
 
-    index = json.loads((NBS / "index.ipynb").read_text())
-    text = "\n".join("".join(c["source"]) for c in index["cells"] if c["cell_type"] == "markdown")
-    table = text[text.index("## Reading order"):]
-    mentioned = [n for n in re.findall(r"`(\w+)`", table) if n in order]
-    assert sorted(set(mentioned), key=mentioned.index) == order[1:], "index.ipynb's reading-order table differs"
+    def markdown_of(name: str) -> str:
+        cells = json.loads((NBS / name).read_text())["cells"]
+        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+    listed = re.search(r"in reading order:(.*?);", markdown_of("19_compendium.ipynb"), re.S)
+    assert listed, "19_compendium's layout section lost its 'in reading order: ...;' list of notebooks"
+    assert re.findall(r"`([\w.]+)`", listed.group(1)) == order, "19_compendium's reading order differs"
+
+    text = markdown_of("index.ipynb")
+    reading = text[text.index("## Read on"):]
+    mentioned = [n for n in re.findall(r"\[`(\w+)`\]\((\w+)\.ipynb\)", reading) if n[0] in order]
+    assert all(a == b for a, b in mentioned), "index.ipynb links a notebook under another notebook's name"
+    names_in_order = [a for a, _ in mentioned]
+    assert sorted(set(names_in_order), key=names_in_order.index) == order[1:], "index.ipynb's reading list differs"

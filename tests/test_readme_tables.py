@@ -1,12 +1,14 @@
-"""The README's result tables are generated from the committed result files (`tools/readme_tables.py`).
+"""The documentation's result tables are generated from the committed result files, and README.md from the landing
+page nbs/index.ipynb (`tools/readme_tables.py`).
 
-The first test is the CI check: the README must be exactly what the tool writes from `results/`. The others test
-the tool itself on a small synthetic result set with known numbers: the values it prints, that `--check` catches
-a changed digit inside a generated block and ignores prose outside the blocks, and that a missing result file is
-reported by name.
+The first test is the CI check: the notebooks' generated blocks and the README must be exactly what the tool writes
+from `results/` and the index. Then the README as a landing page: its Python runs as written, it stays short. The
+others test the tool itself on a small synthetic result set with known numbers: the values it prints, that
+`--check` catches a changed digit inside a generated block (in a notebook, and so in the README) and ignores prose
+outside the blocks, the Markdown export of a notebook, and that a missing result file is reported by name.
 """
 from __future__ import annotations
-import importlib.util, json
+import importlib.util, json, re, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -19,6 +21,33 @@ spec.loader.exec_module(tables)
 def test_readme_tables_match_the_committed_results(capsys):
     status = tables.main(["--check"])
     assert status == 0, capsys.readouterr().err[-3000:]
+
+README_LINES = 160   # "about 150": the landing page with the study's results in it
+
+def test_readme_is_a_short_landing_page_whose_python_runs(tmp_path):
+    """The README's ```python blocks, run as written, one after the other, in a fresh interpreter outside the
+    repository (what a reader who pastes them gets), and the README within about 150 lines."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= README_LINES, f"README.md has {len(readme.splitlines())} lines"
+    code = "\n".join(re.findall(r"^```python\n(.*?)^```$", readme, re.S | re.M))
+    assert "gmg.gromov_monge_gap" in code and "backward()" in code
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "step 2: model loss" in run.stdout and "Warning" not in run.stderr
+
+def test_readme_from_a_notebook():
+    "Markdown cells with links re-rooted at the repository, code with its printed output, hidden cells left out."
+    cell = lambda kind, src, **kw: {"cell_type": kind, "metadata": {}, "source": src, **kw}
+    nb = {"cells": [cell("markdown", ["# T\n", "see [`02_gap`](02_gap.ipynb), ![f](../docs/a.png), "
+                                      "[w](https://x.org/a.png), [s](#ten-lines)"]),
+                    cell("code", ["#| hide\n", "secret = 1"], outputs=[]),
+                    cell("code", ["#| eval: false\n", "print(2)"],
+                         outputs=[{"output_type": "stream", "name": "stdout", "text": ["2\n"]},
+                                  {"output_type": "stream", "name": "stderr", "text": ["noise\n"]}])]}
+    out = tables.readme_from_index(json.dumps(nb))
+    assert "see [`02_gap`](nbs/02_gap.ipynb), ![f](docs/a.png), [w](https://x.org/a.png), [s](#ten-lines)" in out
+    assert "secret" not in out and "#|" not in out and "noise" not in out
+    assert out.endswith("```python\nprint(2)\n```\n\n```\n2\n```\n")
 
 PARAMS = {"toy": {"costs": "sqeuclidean,cosine", "targets": "square,annulus"}, "report": {"ci": 0.9}}
 
@@ -87,6 +116,8 @@ def test_values_of_a_known_result_set(tmp_path):
     assert "GMG (decoder, cosine) − base [90% CI]" in out and "| Shapes3D (β-VAE; seeds 0, 1, 2) | 0.700 ± 0.100 |" in out
     assert "| dSprites | 0.1 | 3 | 0.060 ± 0.010 | 1.00 | 0.20 | 0.25 |" in out   # the ε0 ablation
     assert "| GMG beats DST | **reproduced** |" in out and "x/y" not in out  # verdicts only
+    assert "At 3 seeds per cell (paired t-tests, Holm's correction): of the 1 claim tested, 1 reproduced, " \
+           "0 contradicted and 0 inconclusive.\n" in out
     assert "| GMG (decoder, cosine) | `grad_reg_cv` | 2.00 | 2.00 |" in out
     assert "| L2² → square | +GMG | 0.0123 ± 0.0012 |" in out and "| Cos → annulus | none |" in out
     assert "| gmg.grid --jobs 2 | 20.0 min (1200 s) | 1.50× |" in out and "largest DCI-D difference between the two runs: 0.0123" in out
@@ -112,24 +143,40 @@ def test_differences_written_by_gmg_stats(tmp_path):
     assert "| dSprites (β-VAE; seeds 0, 1, 2) | 0.200 ± 0.100 | 0.250 ± 0.100 | +0.050 [−0.074, +0.174] |" in out
     assert "| Shapes3D (β-VAE; seeds 0, 1, 2) | 0.700 ± 0.100 | 0.750 ± 0.100 | +0.050 |" in out
 
+def synthetic_repository(root: Path) -> Path:
+    "nbs/index.ipynb holding every generated block in one Markdown cell, an empty README.md."
+    (root / "nbs").mkdir(parents=True)
+    cell = {"cell_type": "markdown", "id": "a", "metadata": {}, "source": README.splitlines(keepends=True)}
+    (root / "nbs" / "index.ipynb").write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4,
+                                                           "nbformat_minor": 5}, indent=1) + "\n")
+    (root / "README.md").write_text("")
+    return root
+
 def test_check_catches_a_changed_number_and_ignores_prose(tmp_path):
     results = synthetic_results(tmp_path / "results")
     (tmp_path / "params.yaml").write_text(json.dumps(PARAMS))   # JSON is YAML
-    readme = tmp_path / "README.md"
-    args = ["--readme", str(readme), "--results", str(results), "--params", str(tmp_path / "params.yaml")]
-    readme.write_text(README)
-    assert tables.main(["--check", *args]) == 1 and readme.read_text() == README   # --check writes nothing
+    repo = synthetic_repository(tmp_path / "repo")
+    index, readme = repo / "nbs" / "index.ipynb", repo / "README.md"
+    args = ["--root", str(repo), "--results", str(results), "--params", str(tmp_path / "params.yaml")]
+    before = index.read_text()
+    assert tables.main(["--check", *args]) == 1 and index.read_text() == before   # --check writes nothing
+    assert readme.read_text() == ""
     assert tables.main(args) == 0 and tables.main(["--check", *args]) == 0
-    generated = readme.read_text()
-    readme.write_text(generated.replace("Intro 1.23.", "Intro 4.56."))
-    assert tables.main(["--check", *args]) == 0                                     # prose is not generated
-    readme.write_text(generated.replace("0.700 ± 0.100", "0.701 ± 0.100"))
+    assert "| Shapes3D (β-VAE; seeds 0, 1, 2) | 0.700 ± 0.100 |" in readme.read_text()
+    generated = index.read_text()
+    index.write_text(generated.replace("Intro 1.23.", "Intro 4.56."))
+    assert tables.main(["--check", *args]) == 1                                     # the README follows the index
+    assert tables.main(args) == 0 and "Intro 4.56." in readme.read_text()
+    index.write_text(index.read_text().replace("0.700 ± 0.100", "0.701 ± 0.100"))
     assert tables.main(["--check", *args]) == 1
+    assert tables.main(args) == 0 and "0.701" not in index.read_text() + readme.read_text()   # numbers come back
+    readme.write_text(readme.read_text().replace("Intro 4.56.", "Intro 7.89."))
+    assert tables.main(["--check", *args]) == 1                                     # a hand-edited README
 
 def test_missing_result_file_and_unknown_block(tmp_path, capsys):
     (tmp_path / "params.yaml").write_text(json.dumps(PARAMS))
-    (tmp_path / "README.md").write_text(README)
-    args = ["--readme", str(tmp_path / "README.md"), "--results", str(tmp_path / "none"), "--params", str(tmp_path / "params.yaml")]
+    repo = synthetic_repository(tmp_path / "repo")
+    args = ["--root", str(repo), "--results", str(tmp_path / "none"), "--params", str(tmp_path / "params.yaml")]
     assert tables.main(["--check", *args]) == 2
     assert "summary.csv: missing (run `dvc repro`" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown generated block 'speed'"):
@@ -141,7 +188,8 @@ def synthetic_study(root: Path, beta=None) -> Path:
     "study/params.yaml and profiles/study/ in `root`: the repository's, with round numbers and β = `beta`."
     import shutil, yaml
     (root / "study").mkdir(parents=True)
-    shutil.copytree(ROOT / "profiles" / "study", root / "profiles" / "study")
+    for profile in ("study", "paper"):
+        shutil.copytree(ROOT / "profiles" / profile, root / "profiles" / profile)
     study = yaml.safe_load((ROOT / "study" / "params.yaml").read_text())
     study["study"].update(beta=beta, steps=1000, seeds=[10, 11, 12, 13, 14, 15], lam={"dst": 10000.0, "gmg": 200000.0})
     (root / "study" / "params.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
@@ -177,5 +225,6 @@ def test_study_results_once_it_has_run(tmp_path, monkeypatch):
     out = tables.study_results(results, PARAMS)
     assert "| dSprites (β-VAE; seeds 0, 1, 2) | 0.200 ± 0.100 | 0.250 ± 0.100 | +0.050 [−0.012, +0.088] |" in out
     assert "[95% CI]" in out   # the study's own level (study.report.ci), not params.yaml's
-    assert "| GMG beats DST | **inconclusive** |" in out and "results/study/report/verdicts.md" in out
+    assert "Verdicts (paired t-tests, Holm's correction): GMG beats DST: **inconclusive**. Of the 1 claim tested, " \
+           "0 reproduced, 0 contradicted and 1 inconclusive." in out and "results/study/report/verdicts.md" in out
     assert "`results/study/summary.csv`, `results/study/report/differences.csv`" in out and "not run yet" not in out

@@ -1,10 +1,14 @@
-"""Regenerate the README's result tables from the committed result files, so that its numbers cannot drift.
+"""Regenerate the documentation's result tables from the committed result files, and README.md from the landing
+page nbs/index.ipynb, so that no number can drift and the README and the index never disagree.
 
-    python tools/readme_tables.py            # rewrite every generated block of README.md
-    python tools/readme_tables.py --check    # write nothing; exit 1 if a block differs (CI: tests/test_readme_tables.py)
+    python tools/readme_tables.py            # rewrite every generated block in nbs/*.ipynb, then README.md
+    python tools/readme_tables.py --check    # write nothing; exit 1 if anything differs (CI: tests/test_readme_tables.py)
 
-A generated block sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`; everything outside the
-markers is prose and left alone. The sources are the pipeline's small outputs, which DVC keeps out of its cache
+A generated block sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` in a Markdown cell of a
+library notebook (nbs/*.ipynb: the index, 19_compendium, 20_speed); everything outside the markers is prose and left
+alone. README.md is the index notebook exported to Markdown (nbconvert's idea, without Quarto): its Markdown cells
+with links made relative to the repository's root, its code cells as ```python blocks with their printed output,
+cells marked `#| hide` left out, as nbdev's docs leave them out. The sources are the pipeline's small outputs, which DVC keeps out of its cache
 (`cache: false`) and git commits: `results/summary.csv` (one row per evaluated run), `results/report/differences.csv`
 (paired per-seed differences with their Student-t intervals `t_low`, `t_high`; files written before the
 report used gmg.stats hold bootstrap intervals `low`, `high`, read as before), `results/report/headline.json` (the
@@ -14,7 +18,7 @@ the study's blocks read `study/params.yaml`, its profile, `results/study/stage_t
 `results/study/` (its summary, differences and verdicts).
 """
 from __future__ import annotations
-import argparse, difflib, json, re, sys
+import argparse, difflib, json, posixpath, re, sys
 from pathlib import Path
 import pandas as pd
 import yaml
@@ -269,16 +273,57 @@ def study_results(results: Path, params: dict) -> str:
                 "`results/study/` (design: `nbs/18_study.ipynb`).\n" + source_note("results/study/report/headline.json"))
     ci = _study_tool("study_sizing").read_study(STUDY_ROOT)["report"]["ci"]
     dci = dci_table(folder, {"report": {"ci": ci}})
-    verdicts = verdicts_table(folder, {"report": {"ci": ci}})
-    body = (dci.split("\n<sub>")[0] + "\n" + verdicts.split("\n<sub>")[0] + "\n"
-            + "Evidence, comparison by comparison: `results/study/report/verdicts.md`.\n")
+    headline = json.loads((folder / "report" / "headline.json").read_text())
+    tested = [(k[: -len("/verdict")], v) for k, v in headline.items()
+              if k.endswith("/verdict") and v != "not tested at this profile"]
+    body = (dci.split("\n<sub>")[0] + "\n" + "Verdicts (paired t-tests, Holm's correction): "
+            + "; ".join(f"{claim}: **{verdict}**" for claim, verdict in tested) + ". " + verdict_count(headline)
+            + untested_note(headline) + " Evidence, comparison by comparison, with the smallest effect each could have detected: "
+              "`results/study/report/verdicts.md`.\n")
     return body + source_note("results/study/summary.csv", "results/study/report/differences.csv",
                               "results/study/report/headline.json")
+
+def verdict_count(headline: dict) -> str:
+    "'Of the 3 claims tested, 0 reproduced, 0 contradicted and 3 inconclusive.' from a report's headline.json."
+    verdicts = [v for k, v in headline.items() if k.endswith("/verdict") and v != "not tested at this profile"]
+    counts = {v: verdicts.count(v) for v in ("reproduced", "contradicted", "inconclusive")}
+    return (f"Of the {len(verdicts)} claim{'s' * (len(verdicts) != 1)} tested, {counts['reproduced']} reproduced, {counts['contradicted']} "
+            f"contradicted and {counts['inconclusive']} inconclusive.")
+
+def untested_note(headline: dict) -> str:
+    "' Not tested at this profile: A; B.' (empty when every claim was tested)."
+    untested = [k[: -len("/verdict")] for k, v in headline.items() if v == "not tested at this profile"]
+    return f" Not tested at this profile: {'; '.join(untested)}." if untested else ""
+
+def cpu_findings(results: Path, params: dict) -> str:
+    "The cpu profile's verdicts in one sentence (its report's headline.json; seeds from its summary.csv)."
+    headline = json.loads((results / "report" / "headline.json").read_text())
+    seeds = pd.read_csv(results / "summary.csv").groupby(["dataset", "method"]).seed.nunique()
+    text = (f"At {seeds.min()}–{seeds.max()} seeds per cell (paired t-tests, Holm's correction): "
+            if seeds.min() != seeds.max() else f"At {seeds.min()} seeds per cell (paired t-tests, Holm's correction): ")
+    text += verdict_count(headline)[0].lower() + verdict_count(headline)[1:] + untested_note(headline)
+    return text + "\n" + source_note("results/report/headline.json", "results/summary.csv")
+
+def scope(results: Path, params: dict) -> str:
+    """What the study cannot show, from its design files: its scale against the paper profile's (steps, metric
+    sizes), its data (procedural renders) and, once it has run, how many claims its seeds could decide."""
+    sizing = _study_tool("study_sizing")
+    study = sizing.read_study(STUDY_ROOT)
+    evaluation = sizing.profile_file(study, "evaluate", STUDY_ROOT)
+    paper = yaml.safe_load((STUDY_ROOT / "profiles" / "paper" / "train.yaml").read_text())
+    steps, seeds = int(study["steps"]), len(study["seeds"])
+    text = (f"What it does not show: the paper's scale. It trains {steps} steps, {100 * steps / paper['steps']:.2g}% "
+            f"of the paper profile's {paper['steps']:,}; evaluates DCI and MIG at {evaluation['size_fraction']:g}× "
+            f"disentanglement_lib's sizes; and renders dSprites and Shapes3D procedurally on their official factor "
+            f"grids. With {seeds} seeds per cell, an inconclusive claim is one whose effect, if any, is below the "
+            f"smallest effect the seeds could detect (given per comparison in the report).\n")
+    return text + source_note("study/params.yaml", f"profiles/{study['profile']}/evaluate.yaml", "profiles/paper/train.yaml")
 
 TABLES = {"dci": dci_table, "verdicts": verdicts_table, "eps0": eps0_table, "gradients": gradients_table,
           "toy": toy_table, "toy_findings": toy_findings, "calibration": calibration_table,
           "train_speed": train_speed_table, "gmg_speed": gmg_speed_table,
-          "grid_speed": grid_speed_table, "study_design": study_design, "study_results": study_results}
+          "grid_speed": grid_speed_table, "study_design": study_design, "study_results": study_results,
+          "scope": scope, "cpu_findings": cpu_findings}
 
 def render(readme: str, results: Path, params: dict) -> str:
     "`readme` with every generated block rewritten; an unknown block name is an error."
@@ -289,29 +334,98 @@ def render(readme: str, results: Path, params: dict) -> str:
         return m.group(1) + TABLES[name](results, params) + m.group(4)
     return BLOCK.sub(block, readme)
 
+def _lines(text: str) -> list[str]:
+    "A notebook cell's `source` as nbdev-clean writes it: lines with their newlines, the last one without."
+    out = text.splitlines(keepends=True)
+    if out and out[-1].endswith("\n"):
+        out[-1] = out[-1][:-1]
+    return out
+
+def render_notebook(text: str, results: Path, params: dict) -> str:
+    "A notebook's JSON text with the generated blocks of its Markdown cells rewritten (the rest byte for byte)."
+    nb = json.loads(text)
+    changed = False
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        source = "".join(cell["source"])
+        new = render(source, results, params)
+        if new != source:
+            cell["source"], changed = _lines(new), True
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n" if changed else text
+
+LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
+
+def _from_root(target: str, folder: str = "nbs") -> str:
+    "A link written in nbs/, as seen from the repository's root; addresses and anchors stay."
+    if re.match(r"^([a-z]+:|#|/)", target):
+        return target
+    return posixpath.normpath(posixpath.join(folder, target))
+
+def _hidden(source: str) -> bool:
+    return any(line.strip() == "#| hide" for line in source.splitlines())
+
+def readme_from_index(index: str) -> str:
+    """README.md from the index notebook's JSON text: Markdown cells (links re-rooted), code cells as ```python
+    blocks (nbdev's `#|` directives dropped) followed by their printed text, hidden cells left out."""
+    parts = ["<!-- README.md is generated from nbs/index.ipynb by tools/readme_tables.py: edit the notebook. -->"]
+    for cell in json.loads(index)["cells"]:
+        source = "".join(cell["source"])
+        if _hidden(source):
+            continue
+        if cell["cell_type"] == "markdown":
+            parts.append(LINK.sub(lambda m: m.group(1) + _from_root(m.group(2)) + m.group(3), source))
+        elif cell["cell_type"] == "code":
+            code = "\n".join(line for line in source.splitlines() if not line.startswith("#|")).strip("\n")
+            parts.append(f"```python\n{code}\n```")
+            printed = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("name") == "stdout")
+            if printed.strip():
+                parts.append(f"```\n{printed.rstrip()}\n```")
+    return "\n\n".join(parts) + "\n"
+
+def documents(root: Path) -> list[Path]:
+    "The library notebooks that hold generated blocks (the index first), then README.md."
+    notebooks = sorted((root / "nbs").glob("*.ipynb"), key=lambda p: (p.name != "index.ipynb", p.name))
+    return [p for p in notebooks if "<!-- generated:" in p.read_text()] + [root / "README.md"]
+
+def regenerate(root: Path, results: Path, params: dict) -> dict[Path, tuple[str, str]]:
+    "{document: (its text now, what it should be)} for every document (the README from the regenerated index)."
+    out = {}
+    for path in documents(root)[:-1]:
+        old = path.read_text()
+        out[path] = (old, render_notebook(old, results, params))
+    index = root / "nbs" / "index.ipynb"
+    readme = root / "README.md"
+    out[readme] = (readme.read_text() if readme.exists() else "",
+                   readme_from_index(out[index][1] if index in out else index.read_text()))
+    return out
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", action="store_true", help="write nothing; exit 1 if README.md differs")
-    ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    ap.add_argument("--check", action="store_true", help="write nothing; exit 1 if a document differs")
+    ap.add_argument("--root", type=Path, default=ROOT, help="the repository (its nbs/ and README.md)")
     ap.add_argument("--results", type=Path, default=ROOT / "results")
     ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     args = ap.parse_args(argv)
-    old = args.readme.read_text()
     try:
-        new = render(old, args.results, yaml.safe_load(args.params.read_text()))
+        docs = regenerate(args.root, args.results, yaml.safe_load(args.params.read_text()))
     except FileNotFoundError as e:
         print(f"readme_tables: {e.filename}: missing (run `dvc repro` and commit the small result files it "
               f"writes, which DVC leaves out of its cache)", file=sys.stderr)
         return 2
-    if new == old:
+    stale = {path: (old, new) for path, (old, new) in docs.items() if old != new}
+    if not stale:
         return 0
     if args.check:
-        diff = difflib.unified_diff(old.splitlines(), new.splitlines(), str(args.readme), "generated", lineterm="", n=0)
-        print("\n".join(diff), f"\n{args.readme}: generated tables differ from the results: run "
-              "python tools/readme_tables.py", sep="\n", file=sys.stderr)
+        for path, (old, new) in stale.items():
+            diff = difflib.unified_diff(old.splitlines(), new.splitlines(), str(path), "generated", lineterm="", n=0)
+            print("\n".join(list(diff)[:60]), file=sys.stderr)
+        print(f"{', '.join(p.name for p in stale)}: differ from what the results and nbs/index.ipynb give: run "
+              "python tools/readme_tables.py", file=sys.stderr)
         return 1
-    args.readme.write_text(new)
-    print(f"{args.readme}: generated tables rewritten")
+    for path, (old, new) in stale.items():
+        path.write_text(new)
+        print(f"{path.relative_to(args.root) if path.is_relative_to(args.root) else path}: rewritten")
     return 0
 
 if __name__ == "__main__":
