@@ -269,8 +269,13 @@ def study_results(results: Path, params: dict) -> str:
     saying it has not run while results/study/report/headline.json does not exist."""
     folder = results / "study"
     if not (folder / "report" / "headline.json").is_file():
+        pilot = folder / "pilot" / "pilot_runs.json"
+        chosen = _study_tool("study_sizing").read_study(STUDY_ROOT)["beta"]
+        done = (f" Its pilot has run and chosen β = {float(chosen):g} (`results/study/pilot/beta.md`); a stopped run "
+                "resumes where it stopped." if pilot.is_file() and chosen is not None else "")
         return ("The study has not run yet: `python -m gmg.grid study/dvc.yaml --jobs 2 --profile study` writes "
-                "`results/study/` (design: `nbs/18_study.ipynb`).\n" + source_note("results/study/report/headline.json"))
+                f"`results/study/` (design: `nbs/18_study.ipynb`).{done}\n"
+                + source_note("results/study/report/headline.json", *(["results/study/pilot/pilot_runs.json"] if done else [])))
     ci = _study_tool("study_sizing").read_study(STUDY_ROOT)["report"]["ci"]
     dci = dci_table(folder, {"report": {"ci": ci}})
     headline = json.loads((folder / "report" / "headline.json").read_text())
