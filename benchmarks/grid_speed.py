@@ -10,7 +10,7 @@ The serial run keeps the profile's own `threads` (the cpu profile's 2: what `dvc
 the grid's copy sets `threads` (and the evaluation's `n_jobs`) to `--threads-per-job` (default 1: "2 single-thread
 workers"), so its trainings do not oversubscribe the cores. Torch's CPU kernels may round differently with another
 thread count, so on the cpu profile the two runs' hashes are not expected to match; the script reports how far
-their headline metric (DCI disentanglement) moved instead. `--out` writes everything as JSON (the README's table
+their headline metric (DCI disentanglement) moved instead. `--out` writes everything as JSON (the table in nbs/20_speed.ipynb
 is generated from `results/benchmarks/grid_speed_cpu.json` by tools/readme_tables.py).
 
     python benchmarks/grid_speed.py --out results/benchmarks/grid_speed_cpu.json   # cpu profile (~1 h)

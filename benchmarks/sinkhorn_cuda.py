@@ -3,7 +3,7 @@ gradient (`entropic_gw` + energy + backward), float32, ε0 = 0.01, median of 9 a
 
 Two regimes: "benchmark" — gmg_speed's random images vs random codes with the gap's default 50 × 100 budget
 (projections converge in about 2 iterations); "training" — the 10 × 30 budget of training on a folded 10-d → 3-d
-map, where projections run to their cap. The README's table of the CUDA-graph path comes from this script.
+map, where projections run to their cap. The table of the CUDA-graph path in nbs/20_speed.ipynb comes from this script.
 
     python benchmarks/sinkhorn_cuda.py [--sizes 64,256,1024]
 """

@@ -203,7 +203,7 @@ def test_ray_starts_while_every_core_is_busy(tmp_path):
 
 
 def _ray_start_head(port: int, env: dict) -> None:
-    "`ray start --head` on the loopback address, as the README's recipe starts a head (retried like the grid's start)."
+    "`ray start --head` on the loopback address, as the cluster recipe (nbs/19_compendium.ipynb) starts a head (retried like the grid's start)."
     cmd = ["ray", "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
            "--include-dashboard=false", "--disable-usage-stats"]
     for attempt in range(RAY_START_ATTEMPTS):
@@ -215,7 +215,7 @@ def _ray_start_head(port: int, env: dict) -> None:
 
 
 def test_the_readme_cluster_recipe_joins_a_head_started_with_ray_start(tiny):
-    """The README's recipe as written, on one machine: a token generated (`ray get-auth-token --generate`), so that
+    """The cluster recipe of nbs/19_compendium.ipynb as written, on one machine: a token generated (`ray get-auth-token --generate`), so that
     `ray start --head` turns token authentication on; a grid without RAY_AUTH_MODE=token is refused in one line that
     says what to set, and with it runs the stages."""
     env = {**_tiny_env(), "HOME": str(tiny.parent)}       # its own ~/.ray/auth_token

@@ -30,7 +30,7 @@ def test_repository_params_pass_with_every_profile(tmp_path, profile):
     assert check_params(_copy(tmp_path, {"profile": profile})).startswith(f"profile {profile}: ")
 
 def test_the_papers_grid_passes(tmp_path):
-    "The grid the README passes with -S for the paper profile, and its HFS and ε0 variants."
+    "The grid nbs/19_compendium.ipynb passes with -S for the paper profile, and its HFS and ε0 variants."
     grid = yaml.safe_load((ROOT / "profiles" / "paper" / "grid.yaml").read_text())
     axes = {f"train.{k}": grid[k] for k in ("datasets", "models", "regularizers", "seeds")}
     for i, (key, value) in enumerate([("train.hfs_gamma", v) for v in grid["hfs_gamma"]]

@@ -29,11 +29,21 @@ def test_readme_is_a_short_landing_page_whose_python_runs(tmp_path):
     repository (what a reader who pastes them gets), and the README within about 150 lines."""
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= README_LINES, f"README.md has {len(readme.splitlines())} lines"
-    code = "\n".join(re.findall(r"^```python\n(.*?)^```$", readme, re.S | re.M))
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```$", readme, re.S | re.M)   # (language, body), in order
+    code = "\n".join(body for language, body in blocks if language == "python")
     assert "gmg.gromov_monge_gap" in code and "backward()" in code
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "step 2: model loss" in run.stdout and "Warning" not in run.stderr
+    # what the README shows it printing is what it prints: the same words, the same numbers to their last digit
+    # (give or take one or two units there: another thread count may round the last digit the other way)
+    shown = "\n".join(body for language, body in blocks if not language)
+    number = re.compile(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?")
+    assert number.sub("#", shown).split() == number.sub("#", run.stdout).split()
+    for want, got in zip(number.findall(shown), number.findall(run.stdout)):
+        digits = len(want.split("e")[0].split(".")[1])
+        scale = 10 ** int(want.split("e")[1]) if "e" in want else 1
+        assert abs(float(got) - float(want)) <= 2 * 10 ** -digits * scale, (want, got)
 
 def test_readme_from_a_notebook():
     "Markdown cells with links re-rooted at the repository, code with its printed output, hidden cells left out."
@@ -48,6 +58,13 @@ def test_readme_from_a_notebook():
     assert "see [`02_gap`](nbs/02_gap.ipynb), ![f](docs/a.png), [w](https://x.org/a.png), [s](#ten-lines)" in out
     assert "secret" not in out and "#|" not in out and "noise" not in out
     assert out.endswith("```python\nprint(2)\n```\n\n```\n2\n```\n")
+    directives = {"# | hide": "", "#|include: false": "", "#| echo: false": "```\n3\n```\n",
+                  "#| output: false": "```python\nprint(3)\n```\n"}
+    for directive, shown in directives.items():
+        nb["cells"][2]["source"] = [directive + "\n", "print(3)"]
+        nb["cells"][2]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["3\n"]}]
+        out = tables.readme_from_index(json.dumps(nb))
+        assert out.split("[s](#ten-lines)")[1].lstrip("\n") == shown, directive
 
 PARAMS = {"toy": {"costs": "sqeuclidean,cosine", "targets": "square,annulus"}, "report": {"ci": 0.9}}
 
@@ -152,7 +169,7 @@ def synthetic_repository(root: Path) -> Path:
     (root / "README.md").write_text("")
     return root
 
-def test_check_catches_a_changed_number_and_ignores_prose(tmp_path):
+def test_check_catches_a_changed_number_and_the_readme_follows_the_index(tmp_path):
     results = synthetic_results(tmp_path / "results")
     (tmp_path / "params.yaml").write_text(json.dumps(PARAMS))   # JSON is YAML
     repo = synthetic_repository(tmp_path / "repo")

@@ -357,7 +357,8 @@ def render_notebook(text: str, results: Path, params: dict) -> str:
         new = render(source, results, params)
         if new != source:
             cell["source"], changed = _lines(new), True
-    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n" if changed else text
+    # nbdev-clean's format (fastcore's nb2str): sorted keys, one-space indent, UTF-8 as is, a final newline
+    return json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n" if changed else text
 
 LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
 
@@ -367,8 +368,16 @@ def _from_root(target: str, folder: str = "nbs") -> str:
         return target
     return posixpath.normpath(posixpath.join(folder, target))
 
-def _hidden(source: str) -> bool:
-    return any(line.strip() == "#| hide" for line in source.splitlines())
+DIRECTIVE = re.compile(r"^\s*#\s*\|\s*([\w-]+)\s*(?::\s*(.*?))?\s*$")
+
+def _directives(source: str) -> dict[str, str]:
+    "nbdev/Quarto cell directives (`#| hide`, `#|echo: false`, `# | include: false`, ...) → {name: value}."
+    found = {}
+    for line in source.splitlines():
+        m = DIRECTIVE.match(line)
+        if m:
+            found[m.group(1)] = (m.group(2) or "true").lower()
+    return found
 
 def readme_from_index(index: str) -> str:
     """README.md from the index notebook's JSON text: Markdown cells (links re-rooted), code cells as ```python
@@ -376,33 +385,36 @@ def readme_from_index(index: str) -> str:
     parts = ["<!-- README.md is generated from nbs/index.ipynb by tools/readme_tables.py: edit the notebook. -->"]
     for cell in json.loads(index)["cells"]:
         source = "".join(cell["source"])
-        if _hidden(source):
-            continue
         if cell["cell_type"] == "markdown":
             parts.append(LINK.sub(lambda m: m.group(1) + _from_root(m.group(2)) + m.group(3), source))
-        elif cell["cell_type"] == "code":
-            code = "\n".join(line for line in source.splitlines() if not line.startswith("#|")).strip("\n")
+            continue
+        shown = _directives(source)
+        if cell["cell_type"] != "code" or "hide" in shown or shown.get("include") == "false":
+            continue
+        if shown.get("echo") != "false":
+            code = "\n".join(line for line in source.splitlines() if not DIRECTIVE.match(line)).strip("\n")
             parts.append(f"```python\n{code}\n```")
-            printed = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("name") == "stdout")
-            if printed.strip():
-                parts.append(f"```\n{printed.rstrip()}\n```")
+        # printed text only: the landing page has no figures or rich outputs in code cells (its picture is a file)
+        printed = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("name") == "stdout")
+        if printed.strip() and shown.get("output") != "false":
+            parts.append(f"```\n{printed.rstrip()}\n```")
     return "\n\n".join(parts) + "\n"
 
 def documents(root: Path) -> list[Path]:
     "The library notebooks that hold generated blocks (the index first), then README.md."
     notebooks = sorted((root / "nbs").glob("*.ipynb"), key=lambda p: (p.name != "index.ipynb", p.name))
-    return [p for p in notebooks if "<!-- generated:" in p.read_text()] + [root / "README.md"]
+    return [p for p in notebooks if "<!-- generated:" in p.read_text(encoding="utf-8")] + [root / "README.md"]
 
 def regenerate(root: Path, results: Path, params: dict) -> dict[Path, tuple[str, str]]:
     "{document: (its text now, what it should be)} for every document (the README from the regenerated index)."
     out = {}
     for path in documents(root)[:-1]:
-        old = path.read_text()
+        old = path.read_text(encoding="utf-8")
         out[path] = (old, render_notebook(old, results, params))
     index = root / "nbs" / "index.ipynb"
     readme = root / "README.md"
-    out[readme] = (readme.read_text() if readme.exists() else "",
-                   readme_from_index(out[index][1] if index in out else index.read_text()))
+    out[readme] = (readme.read_text(encoding="utf-8") if readme.exists() else "",
+                   readme_from_index(out[index][1] if index in out else index.read_text(encoding="utf-8")))
     return out
 
 def main(argv: list[str] | None = None) -> int:
@@ -429,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
               "python tools/readme_tables.py", file=sys.stderr)
         return 1
     for path, (old, new) in stale.items():
-        path.write_text(new)
+        path.write_text(new, encoding="utf-8")
         print(f"{path.relative_to(args.root) if path.is_relative_to(args.root) else path}: rewritten")
     return 0
 
