@@ -72,10 +72,21 @@ def _top_level_calls(tree: ast.Module):
         todo.extend(ast.iter_child_nodes(node))
 
 
+DRAWING_METHODS = {"show", "subplots", "figure", "plot", "imshow"}   # plt.show(), ax.plot(...), axes[0].imshow(...)
+
+
+def _name(f) -> str:
+    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+
+
 def draws_figure(source: str) -> bool:
-    "Does running the cell call pyplot or seaborn (`plt.…`, `sns.…`) outside a function definition?"
+    """Does running the cell draw a figure outside a function definition: a pyplot or seaborn call (`plt.…`,
+    `sns.…`), a drawing method on any object (`ax.plot`, `axes[0].imshow`, …) or `display(Image(...))`?"""
     for call in _top_level_calls(parse(source)):
         f = call.func
+        if _name(f) in DRAWING_METHODS or (_name(f) == "display" and any(
+                isinstance(a, ast.Call) and _name(a.func) == "Image" for a in call.args)):
+            return True
         while isinstance(f, ast.Attribute):
             f = f.value
         if isinstance(f, ast.Name) and f.id in ("plt", "sns"):
@@ -99,6 +110,9 @@ def test_figure_detection():
     assert draws_figure("traversal(ds)\nplt.show()")
     assert not draws_figure("def helper():\n    plt.plot([1])")      # defines, draws nothing
     assert not draws_figure("x = 1\nprint('plt.show()')")
+    assert draws_figure("display(Image(filename=str(p)))") and draws_figure("for r in rows:\n    axes[0].imshow(r)")
+    assert draws_figure("%matplotlib inline\nplt.figure()")
+    assert not draws_figure("#| export\nclass Plotter:\n    def show(self): plt.show()")
 
 
 # ------------------------------------------------------------------ cells nbdev executes during the doc build
@@ -404,6 +418,12 @@ def test_notebook_carries_its_outputs(path):
                 and not any(o.get("output_type") == "stream" for o in outputs):
             problems.append(f"{label}: prints but has no printed output")
     assert not problems, f"{path.name} (run python tools/refresh_notebooks.py {path.stem}):\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", ["03_maps.ipynb", "14_train.ipynb"])
+def test_figure_notebooks_show_a_figure(name):
+    "The notebooks whose subject is a figure (the paper's Figure 2; the latent traversals) show at least one."
+    assert any(has_image(c) for c in code_cells(NBS / name)), f"{name} has no image output"
 
 
 # ------------------------------------------------------------------ the site and the reader's path

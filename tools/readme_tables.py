@@ -279,8 +279,7 @@ def study_results(results: Path, params: dict) -> str:
     ci = _study_tool("study_sizing").read_study(STUDY_ROOT)["report"]["ci"]
     dci = dci_table(folder, {"report": {"ci": ci}})
     headline = json.loads((folder / "report" / "headline.json").read_text())
-    tested = [(k[: -len("/verdict")], v) for k, v in headline.items()
-              if k.endswith("/verdict") and v != "not tested at this profile"]
+    tested, _ = _verdicts(headline)
     body = (dci.split("\n<sub>")[0] + "\n" + "Verdicts (paired t-tests, Holm's correction): "
             + "; ".join(f"{claim}: **{verdict}**" for claim, verdict in tested) + ". " + verdict_count(headline)
             + untested_note(headline) + " Evidence, comparison by comparison, with the smallest effect each could have detected: "
@@ -288,16 +287,23 @@ def study_results(results: Path, params: dict) -> str:
     return body + source_note("results/study/summary.csv", "results/study/report/differences.csv",
                               "results/study/report/headline.json")
 
+UNTESTED = "not tested at this profile"
+
+def _verdicts(headline: dict) -> tuple[list[tuple[str, str]], list[str]]:
+    "A report's headline.json → ([(claim, verdict) of the claims tested], [the claims not tested])."
+    claims = [(k[: -len("/verdict")], v) for k, v in headline.items() if k.endswith("/verdict")]
+    return [(c, v) for c, v in claims if v != UNTESTED], [c for c, v in claims if v == UNTESTED]
+
 def verdict_count(headline: dict) -> str:
     "'Of the 3 claims tested, 0 reproduced, 0 contradicted and 3 inconclusive.' from a report's headline.json."
-    verdicts = [v for k, v in headline.items() if k.endswith("/verdict") and v != "not tested at this profile"]
+    verdicts = [v for _, v in _verdicts(headline)[0]]
     counts = {v: verdicts.count(v) for v in ("reproduced", "contradicted", "inconclusive")}
     return (f"Of the {len(verdicts)} claim{'s' * (len(verdicts) != 1)} tested, {counts['reproduced']} reproduced, {counts['contradicted']} "
             f"contradicted and {counts['inconclusive']} inconclusive.")
 
 def untested_note(headline: dict) -> str:
     "' Not tested at this profile: A; B.' (empty when every claim was tested)."
-    untested = [k[: -len("/verdict")] for k, v in headline.items() if v == "not tested at this profile"]
+    untested = _verdicts(headline)[1]
     return f" Not tested at this profile: {'; '.join(untested)}." if untested else ""
 
 def cpu_findings(results: Path, params: dict) -> str:
@@ -306,7 +312,8 @@ def cpu_findings(results: Path, params: dict) -> str:
     seeds = pd.read_csv(results / "summary.csv").groupby(["dataset", "method"]).seed.nunique()
     text = (f"At {seeds.min()}–{seeds.max()} seeds per cell (paired t-tests, Holm's correction): "
             if seeds.min() != seeds.max() else f"At {seeds.min()} seeds per cell (paired t-tests, Holm's correction): ")
-    text += verdict_count(headline)[0].lower() + verdict_count(headline)[1:] + untested_note(headline)
+    count = verdict_count(headline)
+    text += count[0].lower() + count[1:] + untested_note(headline)
     return text + "\n" + source_note("results/report/headline.json", "results/summary.csv")
 
 def scope(results: Path, params: dict) -> str:
@@ -400,21 +407,16 @@ def readme_from_index(index: str) -> str:
             parts.append(f"```\n{printed.rstrip()}\n```")
     return "\n\n".join(parts) + "\n"
 
-def documents(root: Path) -> list[Path]:
-    "The library notebooks that hold generated blocks (the index first), then README.md."
-    notebooks = sorted((root / "nbs").glob("*.ipynb"), key=lambda p: (p.name != "index.ipynb", p.name))
-    return [p for p in notebooks if "<!-- generated:" in p.read_text(encoding="utf-8")] + [root / "README.md"]
-
 def regenerate(root: Path, results: Path, params: dict) -> dict[Path, tuple[str, str]]:
-    "{document: (its text now, what it should be)} for every document (the README from the regenerated index)."
+    """{document: (its text now, what it should be)}: every library notebook (nbs/*.ipynb), its generated blocks
+    rewritten, and README.md from the index as rewritten."""
     out = {}
-    for path in documents(root)[:-1]:
+    for path in sorted((root / "nbs").glob("*.ipynb")):
         old = path.read_text(encoding="utf-8")
         out[path] = (old, render_notebook(old, results, params))
-    index = root / "nbs" / "index.ipynb"
     readme = root / "README.md"
     out[readme] = (readme.read_text(encoding="utf-8") if readme.exists() else "",
-                   readme_from_index(out[index][1] if index in out else index.read_text(encoding="utf-8")))
+                   readme_from_index(out[root / "nbs" / "index.ipynb"][1]))
     return out
 
 def main(argv: list[str] | None = None) -> int:
