@@ -137,6 +137,7 @@ def _fake_pilot(workdir: Path, datasets: list[str], score) -> None:
 def test_collect_and_check_on_a_fake_pilot(tmp_path, capsys):
     "collect writes pilot_runs.json, beta.md and β (only once every run finished); check holds the file to them."
     root = _study_repository(tmp_path / "repo")
+    sizing.set_study_value("beta", None, root)   # the copy has no pilot results: start where a fresh study starts
     datasets = sizing.read_study(root)["datasets"]
     assert choose_beta.check(root) == 0 and sizing.read_study(root)["beta"] is None   # no pilot: β stays null
     workdir = tmp_path / "pilot"
