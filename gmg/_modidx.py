@@ -240,6 +240,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                           'gmg.grid.format_table': ('grid.html#format_table', 'gmg/grid.py'),
                           'gmg.grid.hold_repository': ('grid.html#hold_repository', 'gmg/grid.py'),
                           'gmg.grid.holder_gone': ('grid.html#holder_gone', 'gmg/grid.py'),
+                          'gmg.grid.interruptible': ('grid.html#interruptible', 'gmg/grid.py'),
                           'gmg.grid.load_settings': ('grid.html#load_settings', 'gmg/grid.py'),
                           'gmg.grid.lock_holder': ('grid.html#lock_holder', 'gmg/grid.py'),
                           'gmg.grid.log_tail': ('grid.html#log_tail', 'gmg/grid.py'),

@@ -6,7 +6,8 @@ cluster, and records each finished stage in DVC exactly as `dvc repro` would."""
 
 # %% ../nbs/15_grid.ipynb #g002
 from __future__ import annotations
-import argparse, contextlib, json, os, signal, socket, subprocess, sys, tempfile, time, traceback, uuid
+import argparse, contextlib, json, os, signal, socket, subprocess, sys, tempfile, threading
+import time, traceback, uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ __all__ = ['EXIT_DONE', 'EXIT_FAILED', 'EXIT_REFUSED', 'LOG_DIR', 'RAY_SYSTEM_CO
            'stage_task', 'connect', 'node_capacity', 'check_capacity', 'check_shared_filesystem', 'ray_remote',
            'read_on_every_node', 'ray_node_settings', 'quick_ray_imports', 'without_import_shims', 'start_with_retries',
            'ray_session', 'lock_holder', 'hold_repository', 'Driver', 'format_table', 'log_tail', 'summary',
-           'scrub_notebook', 'scrub', 'check_root', 'dry_run_text', 'run_grid', 'main']
+           'scrub_notebook', 'scrub', 'interruptible', 'check_root', 'dry_run_text', 'run_grid', 'main']
 
 # %% ../nbs/15_grid.ipynb #g005
 class GridError(Exception):
@@ -686,8 +687,13 @@ def start_with_retries(start, *, attempts: int | None = None, pause: float = 5.0
 def ray_session(address: str | None = None, num_cpus: int | None = None, *, attempts: int | None = None, say=None):
     "Ray for the length of the block: a local instance started here (address None) or a cluster joined."
     import ray
+    sigterm = signal.getsignal(signal.SIGTERM)
     with quick_ray_imports() if address is None else contextlib.nullcontext():
-        connect(address, num_cpus, attempts=attempts, say=say)
+        try:
+            connect(address, num_cpus, attempts=attempts, say=say)
+        finally:   # ray.init sets SIGTERM to sys.exit(15): the caller's own handler (a clean interruption) comes back
+            if sigterm is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, sigterm)
         try:
             yield
         finally:
@@ -910,6 +916,28 @@ def scrub(path: str | os.PathLike, root: str | None = None) -> None:
     nbformat.write(nb, tmp)
     os.replace(tmp, path)
 
+# %% ../nbs/15_grid.ipynb #g035b
+@contextlib.contextmanager
+def interruptible(received: list[int]):
+    "For the time of a run, SIGINT and SIGTERM raise KeyboardInterrupt in the driver (see above), noted in `received`."
+    if threading.current_thread() is not threading.main_thread():   # only the main thread may set handlers
+        yield
+        return
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a second SIGTERM must not cut the clean-up short
+        received.append(signum)   # not in the exception: Ray's waits re-raise a KeyboardInterrupt of their own
+        raise KeyboardInterrupt
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if previous[signal.SIGINT] in (signal.SIG_IGN, signal.SIG_DFL):   # inherited from a shell: not a choice of ours
+        signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:   # None: set outside Python, cannot be restored from here
+                signal.signal(sig, handler)
+
 # %% ../nbs/15_grid.ipynb #g036
 def _pipeline_profile(root: Path) -> str:
     "The `profile` of params.yaml (the one the stage commands use); cpu when there is none."
@@ -1025,7 +1053,7 @@ exit status:
   0    every stage finished, or nothing to do
   1    a stage failed (the table and its log tail are printed), or an unexpected error of the grid
   2    refused before anything ran: bad input, the repository in use, no cluster, Ray did not start
-  130  interrupted
+  130  interrupted by SIGINT (Ctrl-C); 143: by SIGTERM (kill). The running stages are stopped first
 
 errors are one line on stderr (gmg.grid: error: ...); --debug adds the traceback."""
 
@@ -1053,17 +1081,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=".", help="the repository (default: the current directory)")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
     args = parser.parse_args(argv)
+    received = []   # the signal that interrupted the run, when interruptible() caught it
     try:
-        return run_grid(args.root, args.targets, address=args.address, dry_run=args.dry_run, jobs=args.jobs,
-                        profile=args.profile, max_retries=args.max_retries)
+        with interruptible(received):
+            return run_grid(args.root, args.targets, address=args.address, dry_run=args.dry_run, jobs=args.jobs,
+                            profile=args.profile, max_retries=args.max_retries)
     except GridError as e:
         if args.debug:
             traceback.print_exc()
         print(f"gmg.grid: error: {e}", file=sys.stderr)
         return EXIT_REFUSED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:   # 128 + the signal's number, as a shell reports a command it ended
         print("gmg.grid: interrupted", file=sys.stderr)
-        return 130
+        return 128 + (received[0] if received else signal.SIGINT)
     except Exception as e:
         if args.debug:
             traceback.print_exc()

@@ -131,6 +131,50 @@ def test_the_lock_of_a_killed_holder_is_taken_over_at_once(tiny):
     assert (tiny / ".dvc" / "tmp" / "lock").read_text().strip() != str(holder.pid)
 
 
+SLEEP = 3607   # the stage command's sleep: a number no other process here sleeps for
+STOPPED_WITHIN = 900   # seconds: a clean-up takes ~10 s; unfixed, the SIGINT case would sleep out the stage's hour
+
+
+def _stage_sleeping(repo: Path) -> bool:
+    return any(f"sleep {SLEEP}" in line for line in _left_behind(repo, "\0"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_background_grid_stops_on_sigint_and_sigterm(tiny, sig):
+    """Started as a shell script starts a background command (`nohup python -m gmg.grid &`: SIGINT ignored, inherited)
+    and signalled in the middle of a stage: the stage's command, its supervisor and Ray end, the grid says
+    "interrupted" and exits with 128 + the signal's number, the stage's output is not written, and the next run finds
+    the repository free (before the fix, SIGINT did nothing and SIGTERM skipped the clean-up)."""
+    (tiny / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "make": {"cmd": f"sleep {SLEEP} && echo a > a.txt", "outs": ["a.txt"]}}}))
+    env = _tiny_env()
+    with open(tiny.parent / "grid.err", "w+") as stderr:
+        run = subprocess.Popen([sys.executable, "-m", "gmg.grid", "--jobs", "1"], cwd=tiny, env=env,
+                               stdout=subprocess.DEVNULL, stderr=stderr,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        try:
+            while run.poll() is None and not _stage_sleeping(tiny):
+                time.sleep(0.2)
+            assert run.poll() is None, "the grid ended before its stage ran"
+            run.send_signal(sig)
+            code = run.wait(timeout=STOPPED_WITHIN)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        stderr.seek(0)
+        err = stderr.read()
+    assert code == 128 + sig and "gmg.grid: interrupted" in err, (code, err[-3000:])
+    for _ in range(300):   # the supervisor ends the command once it sees its Ray worker gone: allow it a moment
+        if not _left_behind(tiny, "\0"):
+            break
+        time.sleep(0.2)
+    assert _left_behind(tiny, "\0") == []
+    assert not (tiny / "a.txt").exists()
+    dry = _grid(tiny, env, "--dry-run")
+    assert dry.returncode == 0 and "make" in dry.stdout, dry.stdout + dry.stderr
+
+
 def test_dvc_internals_the_grid_relies_on(tiny, monkeypatch):
     """The list in nbs/15_grid.ipynb ("The DVC internals the grid relies on"): names, the parameters the grid passes,
     the graph's type and direction, the lock's nesting and its file. A failure here means DVC changed one of them."""
