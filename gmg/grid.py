@@ -23,10 +23,12 @@ __all__ = ['EXIT_DONE', 'EXIT_FAILED', 'EXIT_REFUSED', 'LOG_DIR', 'RAY_SYSTEM_CO
 
 # %% ../nbs/15_grid.ipynb #g005
 class GridError(Exception):
-    "Refused before anything runs (bad input, repository in use, Ray did not start): one line, exit status 2."
+    """Refused before anything runs (bad input, repository in use, Ray did not start): one line,
+    exit status 2."""
 
 EXIT_DONE, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
-LOG_DIR = Path("results") / "grid-logs"   # per-stage logs and run locks: outside every DVC output, git-ignored
+# per-stage logs and run locks: outside every DVC output, git-ignored
+LOG_DIR = Path("results") / "grid-logs"
 
 # %% ../nbs/15_grid.ipynb #g007
 @dataclass(frozen=True)
@@ -68,15 +70,17 @@ def parse_settings(spec, source: str = "resources.yaml") -> GridSettings:
     if spec is None:
         spec = {}
     if not isinstance(spec, dict):
-        raise GridError(f"{source}: expected a mapping with default, stages, max_retries at the top level, "
-                        f"got a {type(spec).__name__}")
+        raise GridError(f"{source}: expected a mapping with default, stages, max_retries at the "
+                        f"top level, got a {type(spec).__name__}")
     unknown = sorted(set(map(str, spec)) - {"default", "stages", "max_retries"})
     if unknown:
-        raise GridError(f"{source}: unknown key(s) {', '.join(unknown)}: expected default, stages, max_retries")
+        raise GridError(f"{source}: unknown key(s) {', '.join(unknown)}: "
+                        "expected default, stages, max_retries")
 
     def resources(where: str, entry) -> Resources:
         if not isinstance(entry, dict) or set(entry) - {"cpus", "gpus"}:
-            raise GridError(f"{source}: {where} must be a mapping with cpus and/or gpus, got {entry!r}")
+            raise GridError(f"{source}: {where} must be a mapping with cpus and/or gpus, "
+                            f"got {entry!r}")
         try:
             return Resources(**entry)
         except GridError as e:
@@ -89,17 +93,19 @@ def parse_settings(spec, source: str = "resources.yaml") -> GridSettings:
     if not isinstance(stages, dict):
         raise GridError(f"{source}: stages must map stage names to requests, got {stages!r}")
     return GridSettings(default=resources("default", spec.get("default", {})),
-                        stages={str(name): resources(f"stages.{name}", e) for name, e in stages.items()},
+                        stages={str(name): resources(f"stages.{name}", e)
+                                for name, e in stages.items()},
                         max_retries=retries, source=source)
 
 
 def check_stage_names(settings: GridSettings, pipeline: list[str]) -> None:
-    "Refuse requests for stages `dvc.yaml` does not have (`pipeline`: its stage names, matrix items included)."
+    """Refuse requests for stages `dvc.yaml` does not have (`pipeline`: its stage names, matrix
+    items included)."""
     known = sorted({name.split("@")[0] for name in pipeline})
     unknown = sorted(set(settings.stages) - set(known))
     if unknown:
-        raise GridError(f"{settings.source}: unknown stage(s) {', '.join(unknown)} under stages: the stages of "
-                        f"dvc.yaml are {', '.join(known)}")
+        raise GridError(f"{settings.source}: unknown stage(s) {', '.join(unknown)} under stages: "
+                        f"the stages of dvc.yaml are {', '.join(known)}")
 
 
 def read_yaml(path: Path):
@@ -115,41 +121,49 @@ def read_yaml(path: Path):
 
 
 def load_settings(root: Path, profile: str) -> GridSettings:
-    "`profiles/<profile>/resources.yaml` of the repository (1 CPU per stage when a profile has none)."
+    """`profiles/<profile>/resources.yaml` of the repository (1 CPU per stage when a profile
+    has none)."""
     profiles = Path(root) / "profiles"
     folder = profiles / profile
     if not folder.is_dir():
-        known = sorted(p.name for p in profiles.iterdir() if p.is_dir()) if profiles.is_dir() else []
-        raise GridError(f"unknown profile {profile!r}: expected one of {', '.join(known)}" if known else
-                        f"unknown profile {profile!r}: {profiles} has no profiles")
+        known = (sorted(p.name for p in profiles.iterdir() if p.is_dir())
+                 if profiles.is_dir() else [])
+        raise GridError(f"unknown profile {profile!r}: expected one of {', '.join(known)}"
+                        if known else f"unknown profile {profile!r}: {profiles} has no profiles")
     path = folder / "resources.yaml"
     return parse_settings(read_yaml(path), str(path)) if path.exists() else GridSettings()
 
 # %% ../nbs/15_grid.ipynb #g011
 def _readers_graph(upstream: dict[str, list[str]]):
-    "A networkx graph with an edge from every stage to each stage that reads from it (upstream outside: ignored)."
+    """A networkx graph with an edge from every stage to each stage that reads from it (upstream
+    outside: ignored)."""
     import networkx as nx
     graph = nx.DiGraph()
     graph.add_nodes_from(upstream)
-    graph.add_edges_from((up, name) for name, ups in upstream.items() for up in ups if up in upstream)
+    graph.add_edges_from((up, name) for name, ups in upstream.items() for up in ups
+                         if up in upstream)
     return graph
 
 
 def topological_order(upstream: dict[str, list[str]]) -> list[str]:
-    "Names ordered so that every stage comes after the stages it reads from (input order kept among equals)."
+    """Names ordered so that every stage comes after the stages it reads from (input order kept
+    among equals)."""
     import networkx as nx
     graph, position = _readers_graph(upstream), {name: i for i, name in enumerate(upstream)}
     try:
         return list(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
     except nx.NetworkXUnfeasible:
-        cycle = [reader for reader, _ in nx.find_cycle(graph.reverse(copy=False))]   # each reads from the next
+        # each reads from the next
+        cycle = [reader for reader, _ in nx.find_cycle(graph.reverse(copy=False))]
         first = min(range(len(cycle)), key=lambda i: position[cycle[i]])
         cycle = cycle[first:] + cycle[:first]
-        raise GridError(f"dependency cycle: {' -> '.join(cycle + cycle[:1])} (each stage reads from the next)") from None
+        raise GridError(f"dependency cycle: {' -> '.join(cycle + cycle[:1])} "
+                        "(each stage reads from the next)") from None
 
 
 def select(changed: dict[str, bool], upstream: dict[str, list[str]]) -> list[str]:
-    "Stages to consider, in order: the changed ones and every stage downstream of one (decided when it is reached)."
+    """Stages to consider, in order: the changed ones and every stage downstream of one (decided
+    when it is reached)."""
     import networkx as nx
     graph = _readers_graph(upstream)
     chosen = {name for name, is_changed in changed.items() if is_changed}
@@ -174,15 +188,18 @@ class Step:
 
 
 def _pipeline_stages(repo) -> dict:
-    "Stages of dvc.yaml that have a command, by name (data sources such as data.dvc have nothing to run)."
+    """Stages of dvc.yaml that have a command, by name (data sources such as data.dvc have nothing
+    to run)."""
     return {s.addressing: s for s in repo.index.stages if getattr(s, "cmd", None)}
 
 
 def resolve_targets(repo, targets: list[str]) -> dict:
-    "The stages the targets name, with all their upstream stages; an unknown target is a `GridError`."
+    """The stages the targets name, with all their upstream stages; an unknown target is a
+    `GridError`."""
     import networkx as nx
     stages = _pipeline_stages(repo)
-    # no target: the root dvc.yaml, as `dvc repro` (another pipeline file, e.g. study/dvc.yaml, runs when named)
+    # no target: the root dvc.yaml, as `dvc repro` (another pipeline file, e.g. study/dvc.yaml,
+    # runs when named)
     targets = list(targets) or ["dvc.yaml"]
     graph, chosen = repo.index.graph, {}
     for target in targets:
@@ -190,8 +207,9 @@ def resolve_targets(repo, targets: list[str]) -> dict:
             found = repo.stage.collect(target)
         except Exception as e:   # DVC raises several kinds (no such stage, no such file, bad name)
             names = sorted({n.split("@")[0] for n in stages})
-            raise GridError(f"unknown target {target!r} ({type(e).__name__}): expected one of {', '.join(names)}, "
-                            f"or a matrix item such as {next((n for n in stages if '@' in n), 'train@...')}") from None
+            raise GridError(f"unknown target {target!r} ({type(e).__name__}): expected one of "
+                            f"{', '.join(names)}, or a matrix item such as "
+                            f"{next((n for n in stages if '@' in n), 'train@...')}") from None
         for stage in found:
             for s in [stage, *nx.descendants(graph, stage)]:
                 if s.addressing in stages:
@@ -200,10 +218,12 @@ def resolve_targets(repo, targets: list[str]) -> dict:
 
 
 def make_plan(repo, targets: list[str], settings: GridSettings) -> tuple[list[Step], dict]:
-    "Steps to consider, in dependency order, and the DVC stage of each name (call it with the repository held)."
+    """Steps to consider, in dependency order, and the DVC stage of each name (call it with the
+    repository held)."""
     stages = resolve_targets(repo, targets)
     graph = repo.index.graph   # an edge from each stage to the stages whose outputs it reads
-    upstream = {n: [u.addressing for u in graph.successors(s) if u.addressing in stages] for n, s in stages.items()}
+    upstream = {n: [u.addressing for u in graph.successors(s) if u.addressing in stages]
+                for n, s in stages.items()}
     changed = {n: (not s.frozen) and s.changed() for n, s in stages.items()}
     steps = [Step(n, stages[n].cmd, upstream[n], changed[n], settings.for_stage(n))
              for n in select(changed, upstream)]
@@ -226,7 +246,8 @@ def _safe_name(stage: str) -> str:
 
 
 def process_start(pid: int) -> float | None:
-    "When the running process `pid` started (psutil's `create_time`); None if there is none (or only a zombie)."
+    """When the running process `pid` started (psutil's `create_time`); None if there is none (or
+    only a zombie)."""
     import psutil
     try:
         process = psutil.Process(pid)
@@ -238,8 +259,9 @@ def process_start(pid: int) -> float | None:
 
 
 def holder_gone(lock_text: str | None) -> str | None:
-    """Why the holder of a run lock is certainly gone, or None: its supervisor ran on this host, and that process
-    (same pid, same start time) no longer runs. Holders on other hosts are judged by their heartbeat only."""
+    """Why the holder of a run lock is certainly gone, or None: its supervisor ran on this host, and
+    that process (same pid, same start time) no longer runs. Holders on other hosts are judged by
+    their heartbeat only."""
     import math
     try:
         owner = json.loads(lock_text or "")
@@ -252,12 +274,14 @@ def holder_gone(lock_text: str | None) -> str | None:
     if started is None:
         return f"its supervisor, pid {pid} on {owner['host']}, no longer runs"
     if isinstance(recorded, float) and not math.isnan(started) and started != recorded:
-        return f"its supervisor, pid {pid} on {owner['host']}, no longer runs (the pid is another process's now)"
+        return (f"its supervisor, pid {pid} on {owner['host']}, no longer runs "
+                "(the pid is another process's now)")
     return None
 
 
 class RunLock:
-    "An exclusive lock file with a heartbeat counter (see above). `owner`: what a waiting retry prints."
+    """An exclusive lock file with a heartbeat counter (see above). `owner`: what a waiting retry
+    prints."""
     def __init__(self, path: Path, owner: dict, stale_after: float = 60.0, poll: float = 0.5):
         self.path, self.owner, self.stale_after, self.poll = Path(path), owner, stale_after, poll
         self.token, self.beats = uuid.uuid4().hex, 0
@@ -280,8 +304,8 @@ class RunLock:
             return None
 
     def acquire(self, say=lambda message: None) -> None:
-        """Take the lock; take it over at once from a holder known to be gone (`holder_gone`), else wait while its
-        holder beats and break it once it has not beaten for `stale_after` s."""
+        """Take the lock; take it over at once from a holder known to be gone (`holder_gone`), else
+        wait while its holder beats and break it once it has not beaten for `stale_after` s."""
         seen, since = None, time.monotonic()
         while True:
             try:
@@ -294,12 +318,14 @@ class RunLock:
                 say(f"taking over {self.path.name} at once ({gone}): {current}")
                 self.path.unlink(missing_ok=True)
                 continue
-            if current != seen:   # the holder is alive (or the lock was just released): wait again in full
+            # the holder is alive (or the lock was just released): wait again in full
+            if current != seen:
                 if current is not None and seen is None:
                     say(f"waiting for {self.path.name}, held by {current}")
                 seen, since = current, time.monotonic()
             elif time.monotonic() - since > self.stale_after:
-                say(f"breaking stale lock {self.path.name} (no heartbeat for {self.stale_after:.0f} s): {current}")
+                say(f"breaking stale lock {self.path.name} (no heartbeat for "
+                    f"{self.stale_after:.0f} s): {current}")
                 self.path.unlink(missing_ok=True)
             time.sleep(self.poll)
 
@@ -308,7 +334,8 @@ class RunLock:
         self._write(self.path, exclusive=False)
 
     def release(self) -> None:
-        "Remove the lock if it is still ours (a stale-broken lock may belong to the next attempt by now)."
+        """Remove the lock if it is still ours (a stale-broken lock may belong to the next attempt
+        by now)."""
         current = self._read()
         if current is not None and json.loads(current).get("token") == self.token:
             self.path.unlink(missing_ok=True)
@@ -324,7 +351,8 @@ def _descendants(pid: int) -> list:
 
 
 def _running(process) -> bool:
-    "A listed process still runs: not ended, not a zombie (it writes nothing), and its pid not reused since."
+    """A listed process still runs: not ended, not a zombie (it writes nothing), and its pid not
+    reused since."""
     import psutil
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
@@ -333,9 +361,11 @@ def _running(process) -> bool:
 
 
 def end_tree(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    "End `proc`, its process group and every descendant (listed before any is signalled): SIGTERM, then SIGKILL."
+    """End `proc`, its process group and every descendant (listed before any is signalled): SIGTERM,
+    then SIGKILL."""
     import psutil
-    if proc.poll() is not None:   # ended and reaped: nothing is below it any more, and its pid may be another's now
+    # ended and reaped: nothing is below it any more, and its pid may be another's now
+    if proc.poll() is not None:
         return
     tree = _descendants(proc.pid)
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -344,10 +374,12 @@ def end_tree(proc: subprocess.Popen, grace: float = 10.0) -> None:
         except (ProcessLookupError, PermissionError):
             pass
         for process in tree:
-            with contextlib.suppress(psutil.Error):   # gone meanwhile (psutil never signals a reused pid)
+            # gone meanwhile (psutil never signals a reused pid)
+            with contextlib.suppress(psutil.Error):
                 process.send_signal(sig)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and (proc.poll() is None or any(_running(p) for p in tree)):
+        while (time.monotonic() < deadline
+               and (proc.poll() is None or any(_running(p) for p in tree))):
             time.sleep(0.1)
         if proc.poll() is not None and not any(_running(p) for p in tree):
             return
@@ -358,31 +390,38 @@ def _alive(pid: int) -> bool:
 
 # %% ../nbs/15_grid.ipynb #g019
 def _worker_gone(alive_fd: int, timeout: float) -> bool:
-    "True once the write end of the worker's pipe is closed (the worker never writes: readable means end-of-file)."
+    """True once the write end of the worker's pipe is closed (the worker never writes: readable
+    means end-of-file)."""
     import select
     return bool(select.select([alive_fd], [], [], timeout)[0])
 
 
 def supervise(job: dict) -> int:
-    """Run one attempt of a stage: take the run lock, run `job["cmd"]` in its own process group with its output
-    appended to the stage log, beat the lock, and end the command's whole tree as soon as the pipe `job["alive_fd"]`
-    says the Ray worker is gone. Returns the command's exit status (negative: ended by that signal)."""
+    """Run one attempt of a stage: take the run lock, run `job["cmd"]` in its own process group with
+    its output appended to the stage log, beat the lock, and end the command's whole tree as soon as
+    the pipe `job["alive_fd"]` says the Ray worker is gone. Returns the command's exit status
+    (negative: ended by that signal)."""
     log = open(job["log"], "ab", buffering=0)
-    say = lambda message: log.write(f"\n[grid] {message}\n".encode())   # own line, even after a progress bar
+    # own line, even after a progress bar
+    say = lambda message: log.write(f"\n[grid] {message}\n".encode())
     owner = {k: job.get(k) for k in ("stage", "attempt", "host", "node", "worker_pid")} | {
         "supervisor": os.getpid(), "supervisor_started": process_start(os.getpid())}
     lock = RunLock(Path(job["lock"]), owner, stale_after=job.get("stale_after", 60.0))
-    say(f"attempt {job['attempt']} of {job['stage']} on {job.get('host')} (node {job.get('node')}, worker pid "
-        f"{job.get('worker_pid')}, niceness {os.nice(0)}): {job['cmd']}")
+    say(f"attempt {job['attempt']} of {job['stage']} on {job.get('host')} "
+        f"(node {job.get('node')}, worker pid {job.get('worker_pid')}, niceness {os.nice(0)}): "
+        f"{job['cmd']}")
     lock.acquire(say)
     child = None
     try:
-        env = dict(os.environ, GMG_GRID_LOG=job["log"])   # where a stage may report what is not part of its outputs
-        child = subprocess.Popen(["bash", "-c", job["cmd"]], cwd=job["root"], stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        # where a stage may report what is not part of its outputs
+        env = dict(os.environ, GMG_GRID_LOG=job["log"])
+        child = subprocess.Popen(["bash", "-c", job["cmd"]], cwd=job["root"], stdout=log,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                 start_new_session=True)
         last_beat = time.monotonic()
         while child.poll() is None:
-            if _worker_gone(job["alive_fd"], job.get("poll", 0.25)):   # this attempt is void: stop writing now
+            # this attempt is void: stop writing now
+            if _worker_gone(job["alive_fd"], job.get("poll", 0.25)):
                 say("the Ray worker of this attempt is gone: ending the stage's processes")
                 end_tree(child)
                 return -signal.SIGKILL
@@ -392,7 +431,8 @@ def supervise(job: dict) -> int:
         end_tree(child, grace=2.0)   # anything the command left running in the background
         say(f"exit status {child.returncode}")
         return child.returncode
-    except BaseException:   # SystemExit from SIGTERM (the task was cancelled): take the stage down with us
+    except BaseException:
+        # SystemExit from SIGTERM (the task was cancelled): take the stage down with us
         if child is not None:
             end_tree(child)
         raise
@@ -402,8 +442,10 @@ def supervise(job: dict) -> int:
 
 
 def _supervisor_main(job: dict) -> int:
-    "Entry of `python -I grid.py supervise JOB`: detach from the worker, supervise, send the status up the pipe."
-    if os.fork() > 0:   # the first process exits at once; the second is adopted by init, not by the worker
+    """Entry of `python -I grid.py supervise JOB`: detach from the worker, supervise, send the
+    status up the pipe."""
+    # the first process exits at once; the second is adopted by init, not by the worker
+    if os.fork() > 0:
         os._exit(0)
     os.setsid()
     code = supervise(job)
@@ -428,55 +470,66 @@ def stage_task(job: dict) -> dict:
     threads = str(job["threads"])
     # DVC_ROOT and DVC_STAGE: what `dvc repro` puts in a stage's environment
     env = without_import_shims(dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
-                                    OPENBLAS_NUM_THREADS=threads, DVC_ROOT=job["root"], DVC_STAGE=job["stage"],
-                                    GMG_GRID_ATTEMPT=str(job["attempt"])))
+                                    OPENBLAS_NUM_THREADS=threads, DVC_ROOT=job["root"],
+                                    DVC_STAGE=job["stage"], GMG_GRID_ATTEMPT=str(job["attempt"])))
     alive_r, alive_w = os.pipe()     # we keep alive_w open for as long as we live
     result_r, result_w = os.pipe()   # the supervisor writes the exit status into result_w
-    job = {**job, "host": socket.gethostname(), "node": context.get_node_id(), "worker_pid": os.getpid(),
-           "alive_fd": alive_r, "result_fd": result_w}
+    job = {**job, "host": socket.gethostname(), "node": context.get_node_id(),
+           "worker_pid": os.getpid(), "alive_fd": alive_r, "result_fd": result_w}
     start = time.time()
     try:
-        subprocess.run([sys.executable, "-I", str(Path(__file__).resolve()), "supervise", json.dumps(job)],
-                       cwd=job["root"], env=env, pass_fds=(alive_r, result_w), check=True)   # returns once detached
+        # returns once detached
+        subprocess.run([sys.executable, "-I", str(Path(__file__).resolve()), "supervise",
+                        json.dumps(job)],
+                       cwd=job["root"], env=env, pass_fds=(alive_r, result_w), check=True)
         os.close(alive_r), os.close(result_w)
         alive_r = result_w = None
         status = _read_all(result_r)   # end-of-file when the supervisor exits
-    finally:   # cancelled or done: closing alive_w tells a still running supervisor to end the stage
+    finally:
+        # cancelled or done: closing alive_w tells a still running supervisor to end the stage
         for fd in (alive_r, result_w, alive_w, result_r):
             if fd is not None:
                 os.close(fd)
     return {"returncode": int(status) if status else -signal.SIGKILL, "node": context.get_node_id(),
-            "ip": ray.util.get_node_ip_address(), "host": job["host"], "seconds": time.time() - start,
-            "worker_pid": os.getpid()}
+            "ip": ray.util.get_node_ip_address(), "host": job["host"],
+            "seconds": time.time() - start, "worker_pid": os.getpid()}
 
 # %% ../nbs/15_grid.ipynb #g025
 def _probe_address(address: str, timeout: float = 5.0) -> None:
-    "A HOST:PORT that accepts no TCP connection is an error now (Ray itself would retry for minutes)."
+    """A HOST:PORT that accepts no TCP connection is an error now (Ray itself would retry for
+    minutes)."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise GridError(f"--address {address!r}: expected auto or HOST:PORT (the head's `ray start --head` port)")
+        raise GridError(f"--address {address!r}: expected auto or HOST:PORT "
+                        "(the head's `ray start --head` port)")
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as e:
-        raise GridError(f"cannot reach a Ray cluster at {address}: {e}. Start one with `ray start --head` on the "
-                        f"head node and `ray start --address={address}` on the others, or omit --address to run "
-                        f"on this machine alone") from None
+        raise GridError(f"cannot reach a Ray cluster at {address}: {e}. Start one with "
+                        f"`ray start --head` on the head node and `ray start --address={address}` "
+                        f"on the others, or omit --address to run on this machine alone") from None
 
 
-def connect(address: str | None, num_cpus: int | None = None, *, attempts: int | None = None, say=None) -> None:
-    "Start a local Ray instance (address None: see the next section) or join a cluster ('auto' or HOST:PORT)."
+def connect(address: str | None, num_cpus: int | None = None, *, attempts: int | None = None,
+            say=None) -> None:
+    """Start a local Ray instance (address None: see the next section) or join a cluster ('auto' or
+    HOST:PORT)."""
     import logging, ray
-    quiet = dict(logging_level=logging.ERROR, log_to_driver=False)   # the grid's stderr: its own lines, Ray's errors
+    # the grid's stderr: its own lines, Ray's errors
+    quiet = dict(logging_level=logging.ERROR, log_to_driver=False)
     if address is None:
         def start():
-            try:   # address="local": a new instance even where RAY_ADDRESS names a cluster (that takes --address)
-                ray.init(address="local", num_cpus=num_cpus, object_store_memory=128 * 2**20, **ray_node_settings(),
-                         **quiet)
+            # address="local": a new instance even where RAY_ADDRESS names a cluster
+            # (that takes --address)
+            try:
+                ray.init(address="local", num_cpus=num_cpus, object_store_memory=128 * 2**20,
+                         **ray_node_settings(), **quiet)
             except BaseException:
                 ray.shutdown()
                 raise
         return start_with_retries(start, attempts=attempts, say=say)
-    with _stderr_captured() as captured:   # Ray's core logs a line per retry while it cannot join: keep them
+    # Ray's core logs a line per retry while it cannot join: keep them
+    with _stderr_captured() as captured:
         try:
             ray.init(address=address, **quiet)
             error = None
@@ -490,13 +543,15 @@ def connect(address: str | None, num_cpus: int | None = None, *, attempts: int |
 
 
 def _auth_hint(said: str) -> str:
-    "What to do when the cluster refused this process's token (Ray ≥ 2.5x: `ray start --head` turns tokens on)."
+    """What to do when the cluster refused this process's token (Ray ≥ 2.5x: `ray start --head`
+    turns tokens on)."""
     if "InvalidAuthToken" not in said and "Unauthenticated" not in said:
         return ""
     mode = os.environ.get("RAY_AUTH_MODE", "unset")
-    return (f" (the cluster refused this process's authentication token; RAY_AUTH_MODE is {mode}: set "
-            f"RAY_AUTH_MODE=token, with the cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or "
-            f"RAY_AUTH_TOKEN, the one `ray start --head` wrote on the head node)")
+    return (f" (the cluster refused this process's authentication token; RAY_AUTH_MODE is {mode}: "
+            f"set RAY_AUTH_MODE=token, with the cluster's token in ~/.ray/auth_token, "
+            f"RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN, the one `ray start --head` wrote on the "
+            f"head node)")
 
 
 class _Captured:
@@ -505,7 +560,8 @@ class _Captured:
 
 @contextlib.contextmanager
 def _stderr_captured():
-    "File descriptor 2 (Python's and Ray's C++ core's writes alike) into a buffer for the block; `.text` after."
+    """File descriptor 2 (Python's and Ray's C++ core's writes alike) into a buffer for the block;
+    `.text` after."""
     captured = _Captured()
     sys.stderr.flush()
     saved = os.dup(2)
@@ -524,7 +580,8 @@ def _stderr_captured():
 def node_capacity(nodes: list[dict]) -> tuple[float, float]:
     "The most CPUs and the most GPUs a single alive node offers (from `ray.nodes()`)."
     alive = [n["Resources"] for n in nodes if n.get("Alive")]
-    return (max((r.get("CPU", 0) for r in alive), default=0), max((r.get("GPU", 0) for r in alive), default=0))
+    return (max((r.get("CPU", 0) for r in alive), default=0),
+            max((r.get("GPU", 0) for r in alive), default=0))
 
 
 def check_capacity(steps: list[Step], nodes: list[dict]) -> None:
@@ -534,13 +591,13 @@ def check_capacity(steps: list[Step], nodes: list[dict]) -> None:
     if too_big:
         asks = sorted({(s.name.split("@")[0], s.resources.cpus, s.resources.gpus) for s in too_big})
         listed = "; ".join(f"{n} asks {c:g} CPU, {g:g} GPU" for n, c, g in asks)
-        raise GridError(f"the largest node has {cpus:g} CPUs and {gpus:g} GPUs: {listed}. Lower the request in the "
-                        f"profile's resources.yaml or add a node that has them")
+        raise GridError(f"the largest node has {cpus:g} CPUs and {gpus:g} GPUs: {listed}. Lower "
+                        f"the request in the profile's resources.yaml or add a node that has them")
 
 
 def check_shared_filesystem(root: Path, read_on_nodes) -> None:
-    """Write a random token under `root` and ask every node to read it back: `read_on_nodes(path)` returns
-    {node: text or None}. A node that sees another (or no) file is an error naming it."""
+    """Write a random token under `root` and ask every node to read it back: `read_on_nodes(path)`
+    returns {node: text or None}. A node that sees another (or no) file is an error naming it."""
     token_path = _log_dir(root) / f".shared-{uuid.uuid4().hex}"
     token = uuid.uuid4().hex
     token_path.write_text(token)
@@ -550,9 +607,10 @@ def check_shared_filesystem(root: Path, read_on_nodes) -> None:
         token_path.unlink(missing_ok=True)
     blind = sorted(node for node, text in seen.items() if text != token)
     if blind:
-        raise GridError(f"the repository {Path(root).resolve()} is not on a filesystem every node shares: "
-                        f"node(s) {', '.join(blind)} cannot read the file the driver wrote there. Put the "
-                        f"repository on a shared filesystem (NFS, ...) mounted at the same path on every node")
+        raise GridError(f"the repository {Path(root).resolve()} is not on a filesystem every node "
+                        f"shares: node(s) {', '.join(blind)} cannot read the file the driver wrote "
+                        f"there. Put the repository on a shared filesystem (NFS, ...) mounted at "
+                        f"the same path on every node")
 
 
 def _read_token(path: str) -> str | None:
@@ -563,24 +621,26 @@ def _read_token(path: str) -> str | None:
 
 
 def ray_remote(function, **options):
-    """`function` of the *package* module gmg.grid as a Ray remote function (no retries by Ray: the driver
-    retries). Under `python -m gmg.grid` this file is `__main__`, whose functions Ray would pickle by value; the
-    package's are pickled by name and imported on the worker."""
+    """`function` of the *package* module gmg.grid as a Ray remote function (no retries by Ray: the
+    driver retries). Under `python -m gmg.grid` this file is `__main__`, whose functions Ray would
+    pickle by value; the package's are pickled by name and imported on the worker."""
     import importlib, ray
-    return ray.remote(max_retries=0, **options)(getattr(importlib.import_module("gmg.grid"), function.__name__))
+    return ray.remote(max_retries=0, **options)(getattr(importlib.import_module("gmg.grid"),
+                                                        function.__name__))
 
 
 def read_on_every_node(path: str, say=None, every: float = 60.0) -> dict:
-    """One tiny task pinned to each alive node reads `path` (needs no CPU slot, so busy nodes answer too). No time
-    limit: a busy node may take minutes to start the worker (it imports gmg, hence torch); a line every `every` s
-    names the nodes still awaited."""
+    """One tiny task pinned to each alive node reads `path` (needs no CPU slot, so busy nodes answer
+    too). No time limit: a busy node may take minutes to start the worker (it imports gmg, hence
+    torch); a line every `every` s names the nodes still awaited."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
     say = say or (lambda message: print(message, file=sys.stderr, flush=True))
     probe = ray_remote(_read_token, num_cpus=0)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     refs = {f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})":
-            probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(path)
+            probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                n["NodeID"], soft=False)).remote(path)
             for n in nodes}
     pending, waited = list(refs.values()), 0.0
     while pending:
@@ -588,25 +648,30 @@ def read_on_every_node(path: str, say=None, every: float = 60.0) -> dict:
         waited += every
         if pending:
             slow = ", ".join(name for name, ref in refs.items() if ref in pending)
-            say(f"gmg.grid: waiting for node(s) {slow} to read a file in the repository ({waited:.0f} s so far)")
+            say(f"gmg.grid: waiting for node(s) {slow} to read a file in the repository "
+                f"({waited:.0f} s so far)")
     return dict(zip(refs, ray.get(list(refs.values()))))
 
 # %% ../nbs/15_grid.ipynb #g026b
 RAY_SYSTEM_CONFIG = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
 RAY_START_ATTEMPTS = 4
-SLOW_IMPORTS = ("rfc3987_syntax",)    # jsonschema's optional IRI checker: builds an Earley parser when imported
-IMPORT_SHIMS = "GMG_GRID_IMPORT_SHIMS"   # names the folder put first on PYTHONPATH by quick_ray_imports
+# jsonschema's optional IRI checker: builds an Earley parser when imported
+SLOW_IMPORTS = ("rfc3987_syntax",)
+# names the folder put first on PYTHONPATH by quick_ray_imports
+IMPORT_SHIMS = "GMG_GRID_IMPORT_SHIMS"
 
 
 def ray_node_settings() -> dict:
-    "What every Ray node the grid (or its tests) starts is given, besides CPUs and memory (see above)."
+    """What every Ray node the grid (or its tests) starts is given, besides CPUs and memory (see
+    above)."""
     return {"include_dashboard": False, "_system_config": dict(RAY_SYSTEM_CONFIG)}
 
 
 @contextlib.contextmanager
 def quick_ray_imports(env=None):
-    """While inside, Python processes started with `env` (default: this process's environment, which the Ray
-    processes started here inherit) skip the imports in `SLOW_IMPORTS` that are installed."""
+    """While inside, Python processes started with `env` (default: this process's environment,
+    which the Ray processes started here inherit) skip the imports in `SLOW_IMPORTS` that are
+    installed."""
     import importlib.util, shutil
     env = os.environ if env is None else env
     slow = [name for name in SLOW_IMPORTS if importlib.util.find_spec(name) is not None]
@@ -616,9 +681,11 @@ def quick_ray_imports(env=None):
     folder = tempfile.mkdtemp(prefix="gmg-grid-shims-")
     for name in slow:
         Path(folder, f"{name}.py").write_text(
-            f'raise ImportError("{name} is not imported in the Ray processes of gmg.grid (see nbs/15_grid.ipynb)")\n')
+            f'raise ImportError("{name} is not imported in the Ray processes of gmg.grid '
+            f'(see nbs/15_grid.ipynb)")\n')
     saved = {key: env.get(key) for key in ("PYTHONPATH", IMPORT_SHIMS)}
-    env["PYTHONPATH"] = os.pathsep.join([folder] + ([saved["PYTHONPATH"]] if saved["PYTHONPATH"] else []))
+    env["PYTHONPATH"] = os.pathsep.join([folder] + ([saved["PYTHONPATH"]]
+                                                    if saved["PYTHONPATH"] else []))
     env[IMPORT_SHIMS] = folder
     try:
         yield
@@ -632,7 +699,8 @@ def quick_ray_imports(env=None):
 
 
 def without_import_shims(env: dict) -> dict:
-    "`env` (changed in place and returned) without the folder of `quick_ray_imports`: what a stage command gets."
+    """`env` (changed in place and returned) without the folder of `quick_ray_imports`: what a
+    stage command gets."""
     folder = env.pop(IMPORT_SHIMS, None)
     if folder:
         kept = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != folder]
@@ -649,8 +717,9 @@ def _one_line(error: BaseException) -> str:
 
 
 def _end_new_children(before: set[int], grace: float = 5.0) -> None:
-    """End the children of this process that were not among `before`, and everything below them (what a failed start
-    left), SIGTERM then SIGKILL; what runs below the children that were there before is left alone."""
+    """End the children of this process that were not among `before`, and everything below them
+    (what a failed start left), SIGTERM then SIGKILL; what runs below the children that were there
+    before is left alone."""
     import psutil
     new = [p for p in psutil.Process().children() if p.pid not in before]
     left = new + [q for p in new for q in _descendants(p.pid)]
@@ -664,8 +733,9 @@ def _end_new_children(before: set[int], grace: float = 5.0) -> None:
 
 
 def start_with_retries(start, *, attempts: int | None = None, pause: float = 5.0, say=None):
-    """Call `start()` (which starts Ray processes here) until it returns, and return what it returns. After a failed
-    attempt: end what it started, `say` one line, wait `pause` s; after the last, a one-line `GridError`."""
+    """Call `start()` (which starts Ray processes here) until it returns, and return what it
+    returns. After a failed attempt: end what it started, `say` one line, wait `pause` s; after the
+    last, a one-line `GridError`."""
     import psutil
     attempts = attempts or RAY_START_ATTEMPTS
     say = say or (lambda message: print(message, file=sys.stderr, flush=True))
@@ -673,25 +743,32 @@ def start_with_retries(start, *, attempts: int | None = None, pause: float = 5.0
         before = {p.pid for p in psutil.Process().children()}
         try:
             return start()
-        except Exception as e:   # Ray raises a bare Exception when a node misses its start-up deadline
+        except Exception as e:
+            # Ray raises a bare Exception when a node misses its start-up deadline
             reason = _one_line(e)
             _end_new_children(before)
         if attempt < attempts:
-            say(f"gmg.grid: Ray did not start (attempt {attempt} of {attempts}: {reason}); retrying in {pause:g} s")
+            say(f"gmg.grid: Ray did not start (attempt {attempt} of {attempts}: {reason}); "
+                f"retrying in {pause:g} s")
             time.sleep(pause)
-    raise GridError(f"Ray did not start in {attempts} attempts (the last: {reason}); the machine may be too busy: "
-                    f"see raylet.out in the logs of Ray's latest session (/tmp/ray/session_latest/logs by default)")
+    raise GridError(f"Ray did not start in {attempts} attempts (the last: {reason}); the machine "
+                    f"may be too busy: see raylet.out in the logs of Ray's latest session "
+                    f"(/tmp/ray/session_latest/logs by default)")
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None, *, attempts: int | None = None, say=None):
-    "Ray for the length of the block: a local instance started here (address None) or a cluster joined."
+def ray_session(address: str | None = None, num_cpus: int | None = None, *,
+                attempts: int | None = None, say=None):
+    """Ray for the length of the block: a local instance started here (address None) or a cluster
+    joined."""
     import ray
     sigterm = signal.getsignal(signal.SIGTERM)
     with quick_ray_imports() if address is None else contextlib.nullcontext():
         try:
             connect(address, num_cpus, attempts=attempts, say=say)
-        finally:   # ray.init sets SIGTERM to sys.exit(15): the caller's own handler (a clean interruption) comes back
+        finally:
+            # ray.init sets SIGTERM to sys.exit(15): the caller's own handler (a clean interruption)
+            # comes back
             if sigterm is not None and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, sigterm)
         try:
@@ -701,13 +778,15 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, *, atte
 
 # %% ../nbs/15_grid.ipynb #g026f
 def lock_holder(lockfile: str | os.PathLike) -> str:
-    "Who holds DVC's repository lock, from the lock file: `pid N (its command line)` when it runs on this host."
+    """Who holds DVC's repository lock, from the lock file: `pid N (its command line)` when it runs
+    on this host."""
     import psutil
     try:
         text = Path(lockfile).read_text().strip()
     except OSError:
         return "another process"
-    fields = text.split("|")   # flufl.lock (core.hardlink_lock): file|host|pid|...; zc.lockfile: the pid alone
+    # flufl.lock (core.hardlink_lock): file|host|pid|...; zc.lockfile: the pid alone
+    fields = text.split("|")
     host, pid = (fields[1], fields[2]) if len(fields) >= 3 else (None, text)
     if not pid.isdigit():
         return "another process"
@@ -725,8 +804,9 @@ def lock_holder(lockfile: str | os.PathLike) -> str:
 
 @contextlib.contextmanager
 def hold_repository(repo):
-    """DVC's repository lock for the length of the block, taken as DVC's own locked methods take it (they nest inside
-    without locking again); held by another process: a `GridError` naming the holder."""
+    """DVC's repository lock for the length of the block, taken as DVC's own locked methods take it
+    (they nest inside without locking again); held by another process: a `GridError` naming the
+    holder."""
     from dvc.lock import LockError
     from dvc.repo import lock_repo
     held = False
@@ -737,18 +817,21 @@ def hold_repository(repo):
     except LockError:
         if held:
             raise
-        raise GridError(f"the repository {repo.root_dir} is in use: {lock_holder(repo.lock.lockfile)} holds DVC's "
-                        f"lock {repo.lock.lockfile} (one writer at a time: a grid or `dvc repro`); wait until it "
-                        f"ends") from None
+        raise GridError(f"the repository {repo.root_dir} is in use: "
+                        f"{lock_holder(repo.lock.lockfile)} holds DVC's lock {repo.lock.lockfile} "
+                        f"(one writer at a time: a grid or `dvc repro`); "
+                        f"wait until it ends") from None
 
 # %% ../nbs/15_grid.ipynb #g028
 FINISHED = ("done", "up to date")
 
 class Driver:
-    "Runs a plan on Ray (see above). `repo`: an open `dvc.repo.Repo`; `stages`: DVC stage of each step's name."
-    def __init__(self, repo, steps: list[Step], stages: dict, root: Path, *, max_retries: int, jobs: int | None,
-                 stale_after: float = 60.0):
-        self.repo, self.steps, self.stages, self.root = repo, {s.name: s for s in steps}, stages, Path(root)
+    """Runs a plan on Ray (see above). `repo`: an open `dvc.repo.Repo`; `stages`: DVC stage of each
+    step's name."""
+    def __init__(self, repo, steps: list[Step], stages: dict, root: Path, *, max_retries: int,
+                 jobs: int | None, stale_after: float = 60.0):
+        self.repo, self.steps, self.stages, self.root = (repo, {s.name: s for s in steps}, stages,
+                                                         Path(root))
         self.max_retries, self.jobs, self.stale_after = max_retries, jobs, stale_after
         self.running = {}   # ObjectRef -> step name
         self.task = ray_remote(stage_task)
@@ -756,7 +839,8 @@ class Driver:
     def counts(self) -> dict:
         states = [s.status for s in self.steps.values()]
         return {"done": sum(s in FINISHED for s in states), "running": states.count("running"),
-                "failed": states.count("failed") + states.count("blocked"), "queued": states.count("queued")}
+                "failed": states.count("failed") + states.count("blocked"),
+                "queued": states.count("queued")}
 
     def ready(self) -> list[Step]:
         return [s for s in self.steps.values() if s.status == "queued"
@@ -771,18 +855,21 @@ class Driver:
     def submit(self, step: Step) -> None:
         stage = self.stages[step.name]
         if step.attempts == 0:   # (the repository is held for the whole run: see hold_repository)
-            if not step.changed and not stage.changed():   # its upstream ran and changed nothing it reads
+            # its upstream ran and changed nothing it reads
+            if not step.changed and not stage.changed():
                 step.status = "up to date"
                 return
             stage.remove_outs(ignore_remove=False, force=False)
             step.started = time.time()
         step.attempts += 1
         logs = _log_dir(self.root)
-        job = {"stage": step.name, "attempt": step.attempts, "cmd": step.cmd, "root": str(self.root.resolve()),
+        job = {"stage": step.name, "attempt": step.attempts, "cmd": step.cmd,
+               "root": str(self.root.resolve()),
                "log": str((logs / f"{_safe_name(step.name)}.log").resolve()),
                "lock": str((logs / f"{_safe_name(step.name)}.lock").resolve()),
                "threads": step.resources.threads, "stale_after": self.stale_after}
-        task = self.task.options(num_cpus=step.resources.cpus, num_gpus=step.resources.gpus, name=step.name)
+        task = self.task.options(num_cpus=step.resources.cpus, num_gpus=step.resources.gpus,
+                                 name=step.name)
         self.running[task.remote(job)] = step.name
         step.status = "running"
 
@@ -797,11 +884,13 @@ class Driver:
             failure = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         if failure is None:
             try:
-                self.repo.commit(step.name, force=True)   # dvc commit -f: lock entry, cache, run cache
+                # dvc commit -f: lock entry, cache, run cache
+                self.repo.commit(step.name, force=True)
                 step.status = "done"
             except Exception as e:   # e.g. a declared output the command did not write
                 failure = f"commit failed: {type(e).__name__}: {e}"
-                step.attempts = self.max_retries + 1   # the outputs are wrong, running again will not help
+                # the outputs are wrong, running again will not help
+                step.attempts = self.max_retries + 1
         if failure is not None:
             step.error = failure
             if step.attempts <= self.max_retries:
@@ -834,10 +923,13 @@ def format_table(rows: list[list], headers: list[str]) -> str:
     "A plain-text table, columns left-aligned (numbers right-aligned)."
     cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    numeric = [all(isinstance(r[i], (int, float)) for r in rows) and rows for i in range(len(headers))]
+    numeric = [all(isinstance(r[i], (int, float)) for r in rows) and rows
+               for i in range(len(headers))]
     def line(r):
-        return "  ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-    return "\n".join([line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])
+        return "  ".join(c.rjust(w) if numeric[i] else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    return "\n".join([line(cells[0]), line(["-" * w for w in widths])]
+                     + [line(r) for r in cells[1:]])
 
 
 def log_tail(path: Path, lines: int = 25) -> str:
@@ -849,12 +941,14 @@ def log_tail(path: Path, lines: int = 25) -> str:
 
 def summary(steps: list[Step], root: Path) -> str:
     "The final table, then the log tail of every failed step."
-    rows = [[s.name, s.node or "-", f"{s.seconds:.1f} s" if s.started else "-", s.status, s.attempts] for s in steps]
+    rows = [[s.name, s.node or "-", f"{s.seconds:.1f} s" if s.started else "-", s.status,
+             s.attempts] for s in steps]
     parts = [format_table(rows, ["stage", "node", "wall", "status", "attempts"])]
     for s in steps:
         if s.status == "failed":
             log = Path(root) / LOG_DIR / f"{_safe_name(s.name)}.log"
-            parts.append(f"\n== {s.name} failed after {s.attempts} attempt(s): {s.error}\n   log: {log}\n"
+            parts.append(f"\n== {s.name} failed after {s.attempts} attempt(s): {s.error}\n"
+                         f"   log: {log}\n"
                          + log_tail(log))
     return "\n".join(parts)
 
@@ -866,7 +960,8 @@ def _join_streams(outputs: list[dict]) -> list[dict]:
     joined = []
     for out in outputs:
         previous = joined[-1] if joined else None
-        if (out.get("output_type") == "stream" and previous is not None and previous.get("output_type") == "stream"
+        if (out.get("output_type") == "stream" and previous is not None
+                and previous.get("output_type") == "stream"
                 and previous.get("name") == out.get("name")):
             previous["text"] = "".join(previous["text"]) + "".join(out["text"])
         else:
@@ -919,16 +1014,21 @@ def scrub(path: str | os.PathLike, root: str | None = None) -> None:
 # %% ../nbs/15_grid.ipynb #g035b
 @contextlib.contextmanager
 def interruptible(received: list[int]):
-    "For the time of a run, SIGINT and SIGTERM raise KeyboardInterrupt in the driver (see above), noted in `received`."
-    if threading.current_thread() is not threading.main_thread():   # only the main thread may set handlers
+    """For the time of a run, SIGINT and SIGTERM raise KeyboardInterrupt in the driver (see above),
+    noted in `received`."""
+    # only the main thread may set handlers
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
     def stop(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a second SIGTERM must not cut the clean-up short
-        received.append(signum)   # not in the exception: Ray's waits re-raise a KeyboardInterrupt of their own
+        # a second SIGTERM must not cut the clean-up short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # not in the exception: Ray's waits re-raise a KeyboardInterrupt of their own
+        received.append(signum)
         raise KeyboardInterrupt
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    if previous[signal.SIGINT] in (signal.SIG_IGN, signal.SIG_DFL):   # inherited from a shell: not a choice of ours
+    # inherited from a shell: not a choice of ours
+    if previous[signal.SIGINT] in (signal.SIG_IGN, signal.SIG_DFL):
         signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
@@ -944,7 +1044,8 @@ def _pipeline_profile(root: Path) -> str:
     params = Path(root) / "params.yaml"
     spec = read_yaml(params) if params.exists() else None
     if spec is not None and not isinstance(spec, dict):
-        raise GridError(f"{params}: expected a mapping at the top level, got a {type(spec).__name__}")
+        raise GridError(f"{params}: expected a mapping at the top level, "
+                        f"got a {type(spec).__name__}")
     return str((spec or {}).get("profile", "cpu"))
 
 
@@ -952,15 +1053,18 @@ def check_root(root: str | os.PathLike) -> Path:
     "The repository folder, resolved; one with no dvc.yaml is refused."
     path = Path(root)
     if not path.is_dir():
-        raise GridError(f"--root {root}: {'not a directory' if path.exists() else 'no such directory'}")
+        raise GridError(f"--root {root}: "
+                        f"{'not a directory' if path.exists() else 'no such directory'}")
     path = path.resolve()
     if not (path / "dvc.yaml").is_file():
-        raise GridError(f"{path} has no dvc.yaml: run the grid in the root of the DVC repository, or give --root")
+        raise GridError(f"{path} has no dvc.yaml: run the grid in the root of the DVC repository, "
+                        "or give --root")
     return path
 
 
 def dry_run_text(steps: list[Step]) -> str:
-    rows = [[s.name, "run" if s.changed else "decided later", f"{s.resources.cpus:g}", f"{s.resources.gpus:g}"]
+    rows = [[s.name, "run" if s.changed else "decided later", f"{s.resources.cpus:g}",
+             f"{s.resources.gpus:g}"]
             for s in steps]
     return format_table(rows, ["stage", "plan", "cpus", "gpus"])
 
@@ -968,8 +1072,8 @@ def dry_run_text(steps: list[Step]) -> str:
 def run_grid(root: str | os.PathLike = ".", targets: list[str] = (), *, address: str | None = None,
              dry_run: bool = False, jobs: int | None = None, profile: str | None = None,
              max_retries: int | None = None, stale_after: float = 60.0, out=None, say=None) -> int:
-    """Plan and run (see above); returns the exit status. Whatever is refused before a stage runs raises
-    `GridError`. `say`: where one-line notes go (Ray start retries; default stderr)."""
+    """Plan and run (see above); returns the exit status. Whatever is refused before a stage runs
+    raises `GridError`. `say`: where one-line notes go (Ray start retries; default stderr)."""
     import logging
     out = out or sys.stdout
     if jobs is not None and jobs < 1:
@@ -981,10 +1085,12 @@ def run_grid(root: str | os.PathLike = ".", targets: list[str] = (), *, address:
         raise GridError(f"--max-retries must be ≥ 0, got {retries}")
     if address not in (None, "auto"):
         _probe_address(address)   # a wrong address is an error even when there is nothing to run
-    logging.getLogger("dvc").setLevel(logging.WARNING)   # one line per commit would break the progress bar
-    with _working_directory(root):   # DVC names stages and resolves targets relative to it, as `dvc repro` there
-        return _plan_and_run(root, list(targets), settings, address=address, dry_run=dry_run, jobs=jobs,
-                             retries=retries, stale_after=stale_after, out=out, say=say)
+    # one line per commit would break the progress bar
+    logging.getLogger("dvc").setLevel(logging.WARNING)
+    # DVC names stages and resolves targets relative to it, as `dvc repro` there
+    with _working_directory(root):
+        return _plan_and_run(root, list(targets), settings, address=address, dry_run=dry_run,
+                             jobs=jobs, retries=retries, stale_after=stale_after, out=out, say=say)
 
 
 @contextlib.contextmanager
@@ -997,7 +1103,8 @@ def _working_directory(path: Path):
         os.chdir(before)
 
 
-def _plan_and_run(root, targets, settings, *, address, dry_run, jobs, retries, stale_after, out, say) -> int:
+def _plan_and_run(root, targets, settings, *, address, dry_run, jobs, retries, stale_after, out,
+                  say) -> int:
     from dvc.repo import Repo
     try:
         repo = Repo(str(root))
@@ -1005,16 +1112,19 @@ def _plan_and_run(root, targets, settings, *, address, dry_run, jobs, retries, s
         raise GridError(f"{root} is not a DVC repository: {_one_line(e)}") from None
     try:
         check_stage_names(settings, list(_pipeline_stages(repo)))
-        resolve_targets(repo, targets)   # an unknown target is refused before the lock is waited for
+        # an unknown target is refused before the lock is waited for
+        resolve_targets(repo, targets)
         with hold_repository(repo):
             steps, stages = make_plan(repo, targets, settings)
             if dry_run:
-                print(dry_run_text(steps) if steps else "Nothing to run: every stage is up to date.", file=out)
+                print(dry_run_text(steps) if steps
+                      else "Nothing to run: every stage is up to date.", file=out)
                 return EXIT_DONE
             if not steps:
                 print("Nothing to run: every stage is up to date.", file=out)
                 return EXIT_DONE
-            return _execute(repo, steps, stages, root, address, jobs, retries, stale_after, out, say)
+            return _execute(repo, steps, stages, root, address, jobs, retries, stale_after,
+                            out, say)
     finally:
         repo.close()
 
@@ -1025,11 +1135,14 @@ def _execute(repo, steps, stages, root, address, jobs, retries, stale_after, out
     with ray_session(address, say=say):
         check_capacity(steps, ray.nodes())
         check_shared_filesystem(root, lambda path: read_on_every_node(path, say))
-        driver = Driver(repo, steps, stages, root, max_retries=retries, jobs=jobs, stale_after=stale_after)
-        with tqdm(total=len(steps), desc="grid", unit="stage", dynamic_ncols=True, file=sys.stderr) as bar:
+        driver = Driver(repo, steps, stages, root, max_retries=retries, jobs=jobs,
+                        stale_after=stale_after)
+        with tqdm(total=len(steps), desc="grid", unit="stage", dynamic_ncols=True,
+                  file=sys.stderr) as bar:
             try:
                 driver.run(bar)
-            except KeyboardInterrupt:   # stop the running stages too: their supervisors end the commands
+            except KeyboardInterrupt:
+                # stop the running stages too: their supervisors end the commands
                 for ref in list(driver.running):
                     ray.cancel(ref, force=True)
                 raise
@@ -1039,15 +1152,19 @@ def _execute(repo, steps, stages, root, address, jobs, retries, stale_after, out
 
 HELP_EPILOG = """\
 files:
-  profiles/<profile>/resources.yaml  CPUs and GPUs each stage asks for, and max_retries (the profile: --profile,
+  profiles/<profile>/resources.yaml  CPUs and GPUs each stage asks for, and max_retries \
+(the profile: --profile,
                                      else params.yaml's `profile`; no such file: 1 CPU per stage)
   results/grid-logs/<stage>.log      each stage's output, a header per attempt (kept, git-ignored)
   results/grid-logs/<stage>.lock     the run lock of a stage while it runs
-  .dvc/tmp/lock                      DVC's repository lock, held for the whole run: meanwhile another grid or a
+  .dvc/tmp/lock                      DVC's repository lock, held for the whole run: meanwhile \
+another grid or a
                                      `dvc repro` on the same repository is refused
 
-niceness: the stages run at the niceness of Ray's workers, 15 above the grid's own (Ray's worker_niceness): below
-programs at the default niceness 0, a `dvc repro` beside the grid included. Each attempt's log header records it.
+niceness: the stages run at the niceness of Ray's workers, 15 above the grid's own \
+(Ray's worker_niceness): below
+programs at the default niceness 0, a `dvc repro` beside the grid included. \
+Each attempt's log header records it.
 
 exit status:
   0    every stage finished, or nothing to do
@@ -1061,31 +1178,40 @@ errors are one line on stderr (gmg.grid: error: ...); --debug adds the traceback
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["supervise"]:   # internal: one stage attempt (started by stage_task)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # stopped: unwind, ending the stage
+        # stopped: unwind, ending the stage
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         return _supervisor_main(json.loads(argv[1]))
     if argv[:1] == ["scrub"]:
         for path in argv[1:]:
             scrub(path)
         return 0
-    parser = argparse.ArgumentParser(prog="python -m gmg.grid", description="Run the DVC pipeline's stages that "
-                                     "are not up to date as Ray tasks, and record them in DVC.\n"
-                                     "(`python -m gmg.grid scrub NOTEBOOK...` removes timings from executed "
-                                     "notebooks.)", epilog=HELP_EPILOG,
+    parser = argparse.ArgumentParser(prog="python -m gmg.grid",
+                                     description="Run the DVC pipeline's stages that are not up "
+                                                 "to date as Ray tasks, and record them in DVC.\n"
+                                                 "(`python -m gmg.grid scrub NOTEBOOK...` removes "
+                                                 "timings from executed notebooks.)",
+                                     epilog=HELP_EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("targets", nargs="*", help="stages or pipeline files as for dvc repro (default: dvc.yaml, as dvc repro)")
-    parser.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: start Ray here)")
+    parser.add_argument("targets", nargs="*", help="stages or pipeline files as for dvc repro "
+                                                   "(default: dvc.yaml, as dvc repro)")
+    parser.add_argument("--address",
+                        help="join a Ray cluster: auto or HOST:PORT (default: start Ray here)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
-    parser.add_argument("--jobs", type=int, help="at most this many stages at once (default: as resources allow)")
-    parser.add_argument("--profile", help="profiles/<profile>/resources.yaml (default: params.yaml's profile)")
-    parser.add_argument("--max-retries", type=int, help="attempts after the first (default: the resources file's)")
-    parser.add_argument("--root", default=".", help="the repository (default: the current directory)")
+    parser.add_argument("--jobs", type=int,
+                        help="at most this many stages at once (default: as resources allow)")
+    parser.add_argument("--profile",
+                        help="profiles/<profile>/resources.yaml (default: params.yaml's profile)")
+    parser.add_argument("--max-retries", type=int,
+                        help="attempts after the first (default: the resources file's)")
+    parser.add_argument("--root", default=".",
+                        help="the repository (default: the current directory)")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
     args = parser.parse_args(argv)
     received = []   # the signal that interrupted the run, when interruptible() caught it
     try:
         with interruptible(received):
-            return run_grid(args.root, args.targets, address=args.address, dry_run=args.dry_run, jobs=args.jobs,
-                            profile=args.profile, max_retries=args.max_retries)
+            return run_grid(args.root, args.targets, address=args.address, dry_run=args.dry_run,
+                            jobs=args.jobs, profile=args.profile, max_retries=args.max_retries)
     except GridError as e:
         if args.debug:
             traceback.print_exc()
@@ -1097,8 +1223,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if args.debug:
             traceback.print_exc()
-        print(f"gmg.grid: unexpected error: {type(e).__name__}: {_one_line(e)} (--debug shows the traceback)",
-              file=sys.stderr)
+        print(f"gmg.grid: unexpected error: {type(e).__name__}: {_one_line(e)} "
+              "(--debug shows the traceback)", file=sys.stderr)
         return EXIT_FAILED
 
 # %% ../nbs/15_grid.ipynb #g040

@@ -27,7 +27,8 @@ class ParamsError(ValueError):
     "A bad value in params.yaml or a profile file; the message is one line that names the key."
 
 def as_cli(value):
-    "`value` as papermill's `-p` reads it back from the command line: numeric strings become numbers."
+    """`value` as papermill's `-p` reads it back from the command line: numeric strings become
+    numbers."""
     if isinstance(value, str):
         for kind in (int, float):
             try: return kind(value)
@@ -37,10 +38,13 @@ def as_cli(value):
 def check_keys(where: str, section, expected: tuple[str, ...]) -> dict:
     "`section` must be a mapping holding exactly the `expected` keys."
     if not isinstance(section, dict):
-        raise ParamsError(f"{where}: expected a mapping with keys {', '.join(expected)}, got {section!r}")
-    unknown, missing = sorted(set(section) - set(expected)), [k for k in expected if k not in section]
+        raise ParamsError(f"{where}: expected a mapping with keys {', '.join(expected)}, "
+                          f"got {section!r}")
+    unknown, missing = (sorted(set(section) - set(expected)),
+                        [k for k in expected if k not in section])
     if unknown:
-        raise ParamsError(f"{where}: unknown key(s) {', '.join(unknown)}: expected {', '.join(expected)}")
+        raise ParamsError(f"{where}: unknown key(s) {', '.join(unknown)}: "
+                          f"expected {', '.join(expected)}")
     if missing:
         raise ParamsError(f"{where}: missing key(s) {', '.join(missing)}")
     return section
@@ -68,18 +72,21 @@ def check_bool(where: str, value) -> bool:
 def check_names(where: str, values: list, choices: tuple[str, ...]) -> list:
     "A non-empty list whose every entry is one of `choices`."
     if not values or any(v not in choices for v in values):
-        raise ParamsError(f"{where}: expected a non-empty subset of {', '.join(choices)}, got {values!r}")
+        raise ParamsError(f"{where}: expected a non-empty subset of {', '.join(choices)}, "
+                          f"got {values!r}")
     return values
 
 def comma_list(value, cast=str) -> list:
     "A comma-separated parameter (`dsprites,shapes3d`; a bare number is one entry) as a list."
-    return [as_cli(v.strip()) if cast is not str else v.strip() for v in str(value).split(",") if v.strip()]
+    return [as_cli(v.strip()) if cast is not str else v.strip() for v in str(value).split(",")
+            if v.strip()]
 
 # %% ../nbs/16_params.ipynb #c007
 DATASETS_KEYS = ("names", "source", "build_cache", "max_columns", "seed", "threads")
-TOY_KEYS = ("costs", "targets", "clusters", "lam", "eps0", "gw_iter", "points", "steps", "lr", "blur_eps",
-            "eval_points", "seeds", "threads")
-TRAIN_KEYS = ("datasets", "models", "regularizers", "seeds", "beta", "hfs_gamma", "target", "cost", "lam", "eps0")
+TOY_KEYS = ("costs", "targets", "clusters", "lam", "eps0", "gw_iter", "points", "steps", "lr",
+            "blur_eps", "eval_points", "seeds", "threads")
+TRAIN_KEYS = ("datasets", "models", "regularizers", "seeds", "beta", "hfs_gamma", "target", "cost",
+              "lam", "eps0")
 EVALUATE_KEYS = ("seed",)
 EVALUATE_PROFILE_KEYS = ("metrics", "size_fraction", "min_size", "n_jobs", "batch_size", "threads")
 REPORT_KEYS = ("n_boot", "ci", "seed")
@@ -88,7 +95,8 @@ def check_datasets(section: dict, where: str = "datasets") -> str:
     check_keys(where, section, DATASETS_KEYS)
     names = check_names(f"{where}.names", comma_list(section["names"]), DATASETS)
     if section["source"] not in SOURCES:
-        raise ParamsError(f"{where}.source: unknown source {section['source']!r}: expected one of {', '.join(SOURCES)}")
+        raise ParamsError(f"{where}.source: unknown source {section['source']!r}: "
+                          f"expected one of {', '.join(SOURCES)}")
     check_bool(f"{where}.build_cache", section["build_cache"])
     check_int(f"{where}.max_columns", section["max_columns"], 1)
     check_int(f"{where}.seed", section["seed"], 0)
@@ -111,7 +119,8 @@ def check_toy(section: dict, where: str = "toy") -> str:
         raise ParamsError(f"{where}.costs: expected at least one cost")
     targets = _per_row(f"{where}.targets", section["targets"], len(costs))
     check_names(f"{where}.targets", targets, TOY_TARGETS)
-    clusters = [check_int(f"{where}.clusters", k, 1) for k in _per_row(f"{where}.clusters", section["clusters"], len(costs), int)]
+    clusters = [check_int(f"{where}.clusters", k, 1)
+                for k in _per_row(f"{where}.clusters", section["clusters"], len(costs), int)]
     lams = _per_row(f"{where}.lam", section["lam"], len(costs), float)
     seeds = [check_int(f"{where}.seeds", s, 0) for s in comma_list(section["seeds"], int)] or [None]
     if seeds == [None]:
@@ -119,7 +128,9 @@ def check_toy(section: dict, where: str = "toy") -> str:
     check_int(f"{where}.eval_points", section["eval_points"], 2)
     check_int(f"{where}.threads", section["threads"], 1)
     for cost, lam in zip(costs, lams):
-        try:   # the toy notebook's FitConfig of every row (GMG arm; the other arms share every field but λ)
+        # the toy notebook's FitConfig of every row (GMG arm; the other arms share every field
+        # but λ)
+        try:
             FitConfig(cost=cost, regularizer="gmg", lam=as_cli(lam), eps0=as_cli(section["eps0"]),
                       gw_iter=as_cli(section["gw_iter"]), steps=as_cli(section["steps"]),
                       batch_size=as_cli(section["points"]), lr=as_cli(section["lr"]),
@@ -132,28 +143,33 @@ def check_toy(section: dict, where: str = "toy") -> str:
 def _grid_list(where: str, value, choices: tuple[str, ...] | None = None) -> list:
     "A matrix axis of the train/evaluate stages: DVC needs a YAML list."
     if not isinstance(value, list) or not value:
-        raise ParamsError(f"{where}: a DVC matrix axis must be a non-empty list such as [a, b], got {value!r}")
+        raise ParamsError(f"{where}: a DVC matrix axis must be a non-empty list such as [a, b], "
+                          f"got {value!r}")
     return check_names(where, value, choices) if choices else value
 
-PILOT_SEEDS_FROM = 1000   # seeds ≥ this are pilot seeds (tools/calibrate_lambda.py): never a reported run's
+# seeds ≥ this are pilot seeds (tools/calibrate_lambda.py): never a reported run's
+PILOT_SEEDS_FROM = 1000
 
 def check_seeds(where: str, seeds: list) -> list:
-    "Distinct integers in [0, PILOT_SEEDS_FROM): a repeated seed would run one run twice into one folder."
+    """Distinct integers in [0, PILOT_SEEDS_FROM): a repeated seed would run one run twice into one
+    folder."""
     seeds = [check_int(where, s, 0) for s in seeds]
     for s in seeds:
         if s >= PILOT_SEEDS_FROM:
-            raise ParamsError(f"{where}: seed {s} is a pilot seed (≥ {PILOT_SEEDS_FROM}, used to choose settings): "
-                              "reported runs use seeds below it")
+            raise ParamsError(f"{where}: seed {s} is a pilot seed (≥ {PILOT_SEEDS_FROM}, "
+                              "used to choose settings): reported runs use seeds below it")
         if seeds.count(s) > 1:
             raise ParamsError(f"{where}: seed {s} appears more than once")
     return seeds
 
 def check_lams(where: str, value) -> dict:
-    "λ per regularizer: a mapping with one number for each of dst, gmg, jacobian (`none` trains with λ = 0)."
+    """λ per regularizer: a mapping with one number for each of dst, gmg, jacobian (`none` trains
+    with λ = 0)."""
     wanted = [r for r in REGULARIZERS if r != "none"]
     if not isinstance(value, dict) or sorted(value) != sorted(wanted):
-        raise ParamsError(f"{where}: expected a λ for each of {', '.join(wanted)} (a mapping such as "
-                          f"{{dst: 100.0, gmg: 1.0e+6, jacobian: 10.0}}), got {value!r}")
+        raise ParamsError(f"{where}: expected a λ for each of {', '.join(wanted)} "
+                          f"(a mapping such as {{dst: 100.0, gmg: 1.0e+6, jacobian: 10.0}}), "
+                          f"got {value!r}")
     return {k: as_cli(v) for k, v in value.items()}
 
 def check_profile_train(profile_train: dict, where: str) -> None:
@@ -164,8 +180,9 @@ def check_profile_train(profile_train: dict, where: str) -> None:
 
 def check_train(section: dict, source: str, profile_train: dict, where: str = "train",
                 profile_where: str = "profile train.yaml") -> str:
-    """Build the `TrainConfig` of every (dataset, model, regularizer) of the grid as the train stage does
-    (λ = 0 for `none`), with the profile's fields; the first error names the key's section and the run."""
+    """Build the `TrainConfig` of every (dataset, model, regularizer) of the grid as the train stage
+    does (λ = 0 for `none`), with the profile's fields; the first error names the key's section and
+    the run."""
     check_keys(where, section, TRAIN_KEYS)
     axes = [_grid_list(f"{where}.datasets", section["datasets"], DATASETS),
             _grid_list(f"{where}.models", section["models"], BASE_MODELS),
@@ -177,8 +194,9 @@ def check_train(section: dict, source: str, profile_train: dict, where: str = "t
     for dataset, model, regularizer in itertools.product(*axes):
         lam = 0.0 if regularizer == "none" else lams[regularizer]
         try:
-            TrainConfig.from_dict({**profile_train, **shared, "dataset": dataset, "source": source, "model": model,
-                                   "regularizer": regularizer, "lam": lam, "seed": seeds[0]})
+            TrainConfig.from_dict({**profile_train, **shared, "dataset": dataset, "source": source,
+                                   "model": model, "regularizer": regularizer, "lam": lam,
+                                   "seed": seeds[0]})
         except (TypeError, ValueError) as e:
             raise ParamsError(f"{where} (run {dataset}-{model}-{regularizer}): {e}") from None
     return f"{len(list(itertools.product(*axes))) * len(seeds)} training run(s)"
@@ -188,7 +206,8 @@ def check_evaluate(section: dict, profile_evaluate: dict, where: str = "evaluate
     check_keys(where, section, EVALUATE_KEYS)
     check_int(f"{where}.seed", section["seed"], 0)
     check_keys(profile_where, profile_evaluate, EVALUATE_PROFILE_KEYS)
-    metrics = check_names(f"{profile_where}: metrics", comma_list(profile_evaluate["metrics"]), METRICS)
+    metrics = check_names(f"{profile_where}: metrics", comma_list(profile_evaluate["metrics"]),
+                          METRICS)
     min_size = check_int(f"{profile_where}: min_size", profile_evaluate["min_size"], 2)
     try: MetricSizes().scaled(profile_evaluate["size_fraction"], minimum=min_size)
     except (TypeError, ValueError) as e:
@@ -217,48 +236,62 @@ def _read_yaml(path: Path) -> dict:
     except yaml.YAMLError as e:
         raise ParamsError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
 
-STUDY_PROFILE = "study"   # profiles/study: the study's scale files (study/dvc.yaml); its steps are in study/params.yaml
+# profiles/study: the study's scale files (study/dvc.yaml); its steps are in study/params.yaml
+STUDY_PROFILE = "study"
 
-def profile_files(params_path: Path, profile, exclude: tuple[str, ...] = (STUDY_PROFILE,)) -> tuple[Path, Path]:
-    """`profiles/<profile>/{train,evaluate}.yaml` next to `params_path`; an unknown profile lists the known ones.
-    `exclude`: profiles that exist but are not this pipeline's (the root pipeline's default: the study's)."""
+def profile_files(params_path: Path, profile,
+                  exclude: tuple[str, ...] = (STUDY_PROFILE,)) -> tuple[Path, Path]:
+    """`profiles/<profile>/{train,evaluate}.yaml` next to `params_path`; an unknown profile lists
+    the known ones.
+    `exclude`: profiles that exist but are not this pipeline's (the root pipeline's default: the
+    study's)."""
     folder = Path(params_path).parent / "profiles"
     files = (folder / str(profile) / "train.yaml", folder / str(profile) / "evaluate.yaml")
     if not isinstance(profile, str) or profile in exclude or not all(f.is_file() for f in files):
-        known = sorted(p.name for p in folder.iterdir() if (p / "train.yaml").is_file() and p.name not in exclude
-                       ) if folder.is_dir() else []
-        why = (" is the study's (study/dvc.yaml, with the steps of study/params.yaml)" if profile in exclude else "")
-        raise ParamsError(f"profile: unknown profile {profile!r}{why}: expected one of {', '.join(known) or '(none found)'}"
+        known = (sorted(p.name for p in folder.iterdir()
+                        if (p / "train.yaml").is_file() and p.name not in exclude)
+                 if folder.is_dir() else [])
+        why = (" is the study's (study/dvc.yaml, with the steps of study/params.yaml)"
+               if profile in exclude else "")
+        raise ParamsError(f"profile: unknown profile {profile!r}{why}: expected one of "
+                          f"{', '.join(known) or '(none found)'}"
                           f" (folders of profiles/ with train.yaml and evaluate.yaml)")
     return files
 
 def check_params(path: str | Path = "params.yaml") -> str:
-    "Validate every section of `path` and its profile's files; `ParamsError` (one line) on the first bad value."
+    """Validate every section of `path` and its profile's files; `ParamsError` (one line) on the
+    first bad value."""
     path = Path(path)
     params = _read_yaml(path)
     try:
         check_keys("top level", params, PARAMS_KEYS)
         check_int("seed", params["seed"], 0)
         train_file, evaluate_file = profile_files(path, params["profile"])
-        relative = lambda f: str(f.relative_to(path.parent))   # the profile's files, named as in dvc.yaml
+        # the profile's files, named as in dvc.yaml
+        relative = lambda f: str(f.relative_to(path.parent))
         parts = [check_datasets(params["datasets"]), check_toy(params["toy"]),
-                 check_train(params["train"], params["datasets"].get("source"), _read_yaml(train_file),
-                             profile_where=relative(train_file)),
-                 check_evaluate(params["evaluate"], _read_yaml(evaluate_file), profile_where=relative(evaluate_file)),
+                 check_train(params["train"], params["datasets"].get("source"),
+                             _read_yaml(train_file), profile_where=relative(train_file)),
+                 check_evaluate(params["evaluate"], _read_yaml(evaluate_file),
+                                profile_where=relative(evaluate_file)),
                  check_report(params["report"])]
     except ParamsError as e:
         raise ParamsError(f"{path}: {e}") from None
     return f"profile {params['profile']}: " + "; ".join(parts)
 
 # %% ../nbs/16_params.ipynb #c020
-STUDY_KEYS = ("profile", "datasets", "model", "regularizers", "seeds", "beta", "steps", "source", "target", "cost",
-              "eps0", "lam", "evaluate_seed", "report")
-STUDY_REGULARIZERS = ("none", "dst", "gmg")   # the study's arms; study/dvc.yaml passes λ for dst and gmg
-STUDY_BETAS = (1.0, 2.0, 4.0, 6.0, 8.0, 16.0)   # the β-VAE grid of this line of work: tools/choose_beta.py pilots each
-STUDY_PROFILE = "study"   # profiles/study: the study's scale files (steps come from study/params.yaml, not from there)
+STUDY_KEYS = ("profile", "datasets", "model", "regularizers", "seeds", "beta", "steps", "source",
+              "target", "cost", "eps0", "lam", "evaluate_seed", "report")
+# the study's arms; study/dvc.yaml passes λ for dst and gmg
+STUDY_REGULARIZERS = ("none", "dst", "gmg")
+# the β-VAE grid of this line of work: tools/choose_beta.py pilots each
+STUDY_BETAS = (1.0, 2.0, 4.0, 6.0, 8.0, 16.0)
+# profiles/study: the study's scale files (steps come from study/params.yaml, not from there)
+STUDY_PROFILE = "study"
 
 def notebook_parameters(path: Path) -> set[str] | None:
-    "Names assigned in the `parameters` cell of the papermill notebook `path` (None if there is no such file)."
+    """Names assigned in the `parameters` cell of the papermill notebook `path` (None if there is no
+    such file)."""
     import json, re
     if not Path(path).is_file():
         return None
@@ -268,39 +301,47 @@ def notebook_parameters(path: Path) -> set[str] | None:
     return set()
 
 def check_ignored_fields(profile_train: dict, notebook: Path, where: str) -> None:
-    """A profile field that the train notebook does not declare reaches papermill but not `TrainConfig`: the run
-    would silently train with the field's default. Such a field must therefore hold that default."""
+    """A profile field that the train notebook does not declare reaches papermill but not
+    `TrainConfig`: the run would silently train with the field's default. Such a field must
+    therefore hold that default."""
     declared = notebook_parameters(notebook)
     if declared is None:
         return
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     for key, value in profile_train.items():
         if key not in declared and key in defaults and value != defaults[key]:
-            raise ParamsError(f"{where}: {key} {value!r} would be ignored: {notebook.name} has no `{key}` parameter, "
-                              f"so the run would train with {key} {defaults[key]!r}")
+            raise ParamsError(f"{where}: {key} {value!r} would be ignored: {notebook.name} has no "
+                              f"`{key}` parameter, so the run would train with "
+                              f"{key} {defaults[key]!r}")
 
 def check_study_lams(where: str, value, calibrated: dict, params_name: str) -> dict:
-    "The study's λ per regularizer: one for each of dst and gmg, equal to params.yaml's calibrated `train.lam`."
+    """The study's λ per regularizer: one for each of dst and gmg, equal to params.yaml's
+    calibrated `train.lam`."""
     wanted = [r for r in STUDY_REGULARIZERS if r != "none"]
     if not isinstance(value, dict) or sorted(value) != sorted(wanted):
         raise ParamsError(f"{where}: expected a λ for each of {', '.join(wanted)}, got {value!r}")
     for name in wanted:
         mine, theirs = as_cli(value[name]), as_cli(calibrated.get(name))
-        if isinstance(mine, bool) or not isinstance(mine, (int, float)) or float(mine) != float(theirs):
-            raise ParamsError(f"{where}.{name} = {value[name]!r} differs from {params_name} train.lam.{name} = "
-                              f"{calibrated.get(name)!r} (the calibrated λ: tools/calibrate_lambda.py)")
+        if (isinstance(mine, bool) or not isinstance(mine, (int, float))
+                or float(mine) != float(theirs)):
+            raise ParamsError(f"{where}.{name} = {value[name]!r} differs from {params_name} "
+                              f"train.lam.{name} = {calibrated.get(name)!r} "
+                              f"(the calibrated λ: tools/calibrate_lambda.py)")
     return {k: float(as_cli(v)) for k, v in value.items()}
 
 def check_study_beta(where: str, value, require: bool = True) -> float | None:
-    "β of the study's base model: one of STUDY_BETAS (chosen by the pilot), or null before the pilot has run."
+    """β of the study's base model: one of STUDY_BETAS (chosen by the pilot), or null before the
+    pilot has run."""
     if value is None or value == "None":   # null in YAML; the stage's command line spells it None
         if require:
-            raise ParamsError(f"{where} is null: not chosen yet (run `python tools/choose_beta.py run`, the pilot, "
-                              f"which writes it)")
+            raise ParamsError(f"{where} is null: not chosen yet (run "
+                              f"`python tools/choose_beta.py run`, the pilot, which writes it)")
         return None
     beta = as_cli(value)
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or float(beta) not in STUDY_BETAS:
-        raise ParamsError(f"{where}: {value!r} is not in the pilot grid {', '.join(f'{b:g}' for b in STUDY_BETAS)} "
+    if (isinstance(beta, bool) or not isinstance(beta, (int, float))
+            or float(beta) not in STUDY_BETAS):
+        raise ParamsError(f"{where}: {value!r} is not in the pilot grid "
+                          f"{', '.join(f'{b:g}' for b in STUDY_BETAS)} "
                           f"(tools/choose_beta.py chooses among them)")
     return float(beta)
 
@@ -308,9 +349,11 @@ def check_study_beta(where: str, value, require: bool = True) -> float | None:
 # %% ../nbs/16_params.ipynb #c022
 def check_study(path: str | Path = "study/params.yaml", params_path: str | Path = "params.yaml",
                 require_beta: bool = True) -> str:
-    """Validate the study's parameters (`study/params.yaml`) and its profile's files as its stages use them, against
-    the root pipeline's `params.yaml` (the calibrated λs); `ParamsError` (one line) on the first bad value.
-    `require_beta=False` accepts a β not chosen yet (null): the pilot that chooses it runs with everything else."""
+    """Validate the study's parameters (`study/params.yaml`) and its profile's files as its stages
+    use them, against the root pipeline's `params.yaml` (the calibrated λs); `ParamsError` (one
+    line) on the first bad value.
+    `require_beta=False` accepts a β not chosen yet (null): the pilot that chooses it runs with
+    everything else."""
     path, params_path = Path(path), Path(params_path)
     study = _read_yaml(path)
     root_train = _read_yaml(params_path).get("train") or {}
@@ -321,53 +364,66 @@ def check_study(path: str | Path = "study/params.yaml", params_path: str | Path 
         try: train_file, evaluate_file = profile_files(params_path, s["profile"], exclude=())
         except ParamsError as e:
             raise ParamsError(f"study.{e}") from None
-        relative = lambda f: str(f.relative_to(root))   # the profile's files, named as in study/dvc.yaml
+        # the profile's files, named as in study/dvc.yaml
+        relative = lambda f: str(f.relative_to(root))
         datasets = _grid_list("study.datasets", s["datasets"], DATASETS)
         regularizers = _grid_list("study.regularizers", s["regularizers"], STUDY_REGULARIZERS)
         if s["model"] not in BASE_MODELS:
-            raise ParamsError(f"study.model: unknown model {s['model']!r}: expected one of {', '.join(BASE_MODELS)}")
+            raise ParamsError(f"study.model: unknown model {s['model']!r}: "
+                              f"expected one of {', '.join(BASE_MODELS)}")
         seeds = check_seeds("study.seeds", _grid_list("study.seeds", s["seeds"]))
         beta = check_study_beta("study.beta", s["beta"], require_beta)
         steps = check_int("study.steps", s["steps"], 1)
         if s["source"] not in SOURCES:
-            raise ParamsError(f"study.source: unknown source {s['source']!r}: expected one of {', '.join(SOURCES)}")
-        lams = check_study_lams("study.lam", s["lam"], root_train.get("lam") or {}, params_path.name)
+            raise ParamsError(f"study.source: unknown source {s['source']!r}: "
+                              f"expected one of {', '.join(SOURCES)}")
+        lams = check_study_lams("study.lam", s["lam"], root_train.get("lam") or {},
+                                params_path.name)
         for key in ("target", "cost", "eps0"):   # the settings the λs were calibrated with
             if as_cli(s[key]) != as_cli(root_train.get(key)):
-                raise ParamsError(f"study.{key} = {s[key]!r} differs from {params_path.name} train.{key} = "
-                                  f"{root_train.get(key)!r}: the calibrated λs hold for the root pipeline's {key}")
+                raise ParamsError(f"study.{key} = {s[key]!r} differs from {params_path.name} "
+                                  f"train.{key} = {root_train.get(key)!r}: "
+                                  f"the calibrated λs hold for the root pipeline's {key}")
         profile_train = _read_yaml(train_file)
         check_profile_train(profile_train, relative(train_file))
-        check_ignored_fields(profile_train, root / "nbs" / "experiments" / "train.ipynb", relative(train_file))
+        check_ignored_fields(profile_train, root / "nbs" / "experiments" / "train.ipynb",
+                             relative(train_file))
         shared = {k: as_cli(s[k]) for k in ("model", "source", "target", "cost", "eps0")}
         for dataset, regularizer in itertools.product(datasets, regularizers):
-            try:   # the train stage's TrainConfig: the profile's fields, then the stage's -p values (they win)
-                TrainConfig.from_dict({**profile_train, **shared, "steps": steps, "beta": beta or STUDY_BETAS[0],
-                                       "hfs_gamma": 0.0, "dataset": dataset, "regularizer": regularizer,
+            # the train stage's TrainConfig: the profile's fields, then the stage's -p values
+            # (they win)
+            try:
+                TrainConfig.from_dict({**profile_train, **shared, "steps": steps,
+                                       "beta": beta or STUDY_BETAS[0], "hfs_gamma": 0.0,
+                                       "dataset": dataset, "regularizer": regularizer,
                                        "lam": lams.get(regularizer, 0.0), "seed": seeds[0]})
             except (TypeError, ValueError) as e:
-                raise ParamsError(f"study (run {dataset}-{s['model']}-{regularizer}): {e}") from None
+                raise ParamsError(f"study (run {dataset}-{s['model']}-{regularizer}): "
+                                  f"{e}") from None
         seed = check_int("study.evaluate_seed", s["evaluate_seed"], 0)
-        metrics = check_evaluate({"seed": seed}, _read_yaml(evaluate_file), profile_where=relative(evaluate_file))
+        metrics = check_evaluate({"seed": seed}, _read_yaml(evaluate_file),
+                                 profile_where=relative(evaluate_file))
         check_report(s["report"], "study.report")
     except ParamsError as e:
         raise ParamsError(f"{path}: {e}") from None
     runs = len(datasets) * len(regularizers) * len(seeds)
-    return (f"profile {s['profile']}: {runs} training run(s) ({len(datasets)} dataset(s) × {len(regularizers)} "
-            f"regularizer(s) × {len(seeds)} seed(s)), β = {'not chosen yet' if beta is None else f'{beta:g}'}, "
-            f"{steps} steps; {metrics}")
+    return (f"profile {s['profile']}: {runs} training run(s) ({len(datasets)} dataset(s) × "
+            f"{len(regularizers)} regularizer(s) × {len(seeds)} seed(s)), "
+            f"β = {'not chosen yet' if beta is None else f'{beta:g}'}, {steps} steps; {metrics}")
 
 
 # %% ../nbs/16_params.ipynb #c015
 def main(argv: list[str] | None = None) -> int:
     import argparse
     parser = argparse.ArgumentParser(prog="python -m gmg.params",
-                                     description="Check params.yaml and its profile's files before a DVC stage runs.")
+                                     description="Check params.yaml and its profile's files "
+                                                 "before a DVC stage runs.")
     parser.add_argument("command", choices=["check"])
     parser.add_argument("params", nargs="?", default="params.yaml", help="default: params.yaml")
     parser.add_argument("--study", nargs="?", const="", metavar="STUDY_PARAMS",
-                        help="also check the study's parameters, with its β chosen (default: study/params.yaml "
-                             "beside params.yaml); the first command of every stage of study/dvc.yaml")
+                        help="also check the study's parameters, with its β chosen (default: "
+                             "study/params.yaml beside params.yaml); the first command of every "
+                             "stage of study/dvc.yaml")
     args = parser.parse_args(argv)
     try:
         lines = [f"{args.params}: ok ({check_params(args.params)})"]
@@ -382,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
 
 # %% ../nbs/16_params.ipynb #c016
 try:
-    get_ipython   # defined in notebooks and IPython: importing/exporting there must not run the command line
+    # defined in notebooks and IPython: importing/exporting there must not run the command line
+    get_ipython
 except NameError:
     if __name__ == "__main__":
         sys.exit(main())
