@@ -19,7 +19,7 @@ __all__ = ['EXIT_DONE', 'EXIT_FAILED', 'EXIT_REFUSED', 'LOG_DIR', 'RAY_SYSTEM_CO
            'stage_task', 'connect', 'node_capacity', 'check_capacity', 'check_shared_filesystem', 'ray_remote',
            'read_on_every_node', 'ray_node_settings', 'quick_ray_imports', 'without_import_shims', 'start_with_retries',
            'ray_session', 'lock_holder', 'hold_repository', 'Driver', 'format_table', 'log_tail', 'summary',
-           'scrub_notebook', 'scrub', 'interruptible', 'check_root', 'dry_run_text', 'run_grid', 'main']
+           'scrub_notebook', 'scrub', 'interruptible', 'check_root', 'dry_run_text', 'run_grid', 'grid_cli']
 
 # %% ../nbs/15_grid.ipynb #g005
 class GridError(Exception):
@@ -1175,7 +1175,7 @@ exit status:
 errors are one line on stderr (gmg.grid: error: ...); --debug adds the traceback."""
 
 
-def main(argv: list[str] | None = None) -> int:
+def grid_cli(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["supervise"]:   # internal: one stage attempt (started by stage_task)
         # stopped: unwind, ending the stage
@@ -1232,4 +1232,4 @@ try:
     get_ipython   # defined in notebooks and IPython: importing/exporting there must not start a run
 except NameError:
     if __name__ == "__main__":
-        sys.exit(main())
+        sys.exit(grid_cli())

@@ -20,7 +20,7 @@ __all__ = ['DATASETS_KEYS', 'TOY_KEYS', 'TRAIN_KEYS', 'EVALUATE_KEYS', 'EVALUATE
            'check_keys', 'check_int', 'check_number', 'check_bool', 'check_names', 'comma_list', 'check_datasets',
            'check_toy', 'check_seeds', 'check_lams', 'check_profile_train', 'check_train', 'check_evaluate',
            'check_report', 'profile_files', 'check_params', 'notebook_parameters', 'check_ignored_fields',
-           'check_study_lams', 'check_study_beta', 'check_study', 'main']
+           'check_study_lams', 'check_study_beta', 'check_study', 'params_cli']
 
 # %% ../nbs/16_params.ipynb #c004
 class ParamsError(ValueError):
@@ -413,7 +413,7 @@ def check_study(path: str | Path = "study/params.yaml", params_path: str | Path 
 
 
 # %% ../nbs/16_params.ipynb #c015
-def main(argv: list[str] | None = None) -> int:
+def params_cli(argv: list[str] | None = None) -> int:
     import argparse
     parser = argparse.ArgumentParser(prog="python -m gmg.params",
                                      description="Check params.yaml and its profile's files "
@@ -442,4 +442,4 @@ try:
     get_ipython
 except NameError:
     if __name__ == "__main__":
-        sys.exit(main())
+        sys.exit(params_cli())
