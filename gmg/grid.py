@@ -97,7 +97,7 @@ def parse_settings(spec, source: str = "resources.yaml") -> GridSettings:
                                 for name, e in stages.items()},
                         max_retries=retries, source=source)
 
-
+# %% ../nbs/15_grid.ipynb #g007b
 def check_stage_names(settings: GridSettings, pipeline: list[str]) -> None:
     """Refuse requests for stages `dvc.yaml` does not have (`pipeline`: its stage names, matrix
     items included)."""
@@ -278,7 +278,7 @@ def holder_gone(lock_text: str | None) -> str | None:
                 "(the pid is another process's now)")
     return None
 
-
+# %% ../nbs/15_grid.ipynb #g015b
 class RunLock:
     """An exclusive lock file with a heartbeat counter (see above). `owner`: what a waiting retry
     prints."""
@@ -541,7 +541,7 @@ def connect(address: str | None, num_cpus: int | None = None, *, attempts: int |
     raise GridError(f"cannot join the Ray cluster at {address!r}: {_one_line(error)}"
                     + _auth_hint(str(error) + captured.text)) from None
 
-
+# %% ../nbs/15_grid.ipynb #g025b
 def _auth_hint(said: str) -> str:
     """What to do when the cluster refused this process's token (Ray ≥ 2.5x: `ray start --head`
     turns tokens on)."""
@@ -576,7 +576,7 @@ def _stderr_captured():
             sink.seek(0)
             captured.text = sink.read().decode(errors="replace")
 
-
+# %% ../nbs/15_grid.ipynb #g025d
 def node_capacity(nodes: list[dict]) -> tuple[float, float]:
     "The most CPUs and the most GPUs a single alive node offers (from `ray.nodes()`)."
     alive = [n["Resources"] for n in nodes if n.get("Alive")]
@@ -710,7 +710,7 @@ def without_import_shims(env: dict) -> dict:
             env.pop("PYTHONPATH", None)
     return env
 
-
+# %% ../nbs/15_grid.ipynb #g026bb
 def _one_line(error: BaseException) -> str:
     text = str(error).strip()
     return (text.splitlines()[0] if text else type(error).__name__)[:300]
@@ -1102,7 +1102,7 @@ def _working_directory(path: Path):
     finally:
         os.chdir(before)
 
-
+# %% ../nbs/15_grid.ipynb #g036b
 def _plan_and_run(root, targets, settings, *, address, dry_run, jobs, retries, stale_after, out,
                   say) -> int:
     from dvc.repo import Repo
@@ -1149,7 +1149,7 @@ def _execute(repo, steps, stages, root, address, jobs, retries, stale_after, out
     print(summary(steps, root), file=out)
     return EXIT_DONE if all(s.status in FINISHED for s in steps) else EXIT_FAILED
 
-
+# %% ../nbs/15_grid.ipynb #g036d
 HELP_EPILOG = """\
 files:
   profiles/<profile>/resources.yaml  CPUs and GPUs each stage asks for, and max_retries \

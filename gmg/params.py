@@ -201,6 +201,7 @@ def check_train(section: dict, source: str, profile_train: dict, where: str = "t
             raise ParamsError(f"{where} (run {dataset}-{model}-{regularizer}): {e}") from None
     return f"{len(list(itertools.product(*axes))) * len(seeds)} training run(s)"
 
+# %% ../nbs/16_params.ipynb #c008b
 def check_evaluate(section: dict, profile_evaluate: dict, where: str = "evaluate",
                    profile_where: str = "profile evaluate.yaml") -> str:
     check_keys(where, section, EVALUATE_KEYS)
