@@ -337,11 +337,6 @@ def test_doc_links_resolve(processed_docs):
     assert not no_entry, "cross-references to a public name without an entry on that page:\n" + "\n".join(no_entry)
 
 
-@pytest.mark.xfail(strict=True, reason="source links need a repository address: nbdev writes them as "
-                   "<[project.urls] Repository>/blob/<branch>/<file>#L<n>, and cannot write them relative to the "
-                   "page (urljoin drops a leading '..'); with no public remote the links point into the site, "
-                   "which holds no source files. Set Repository when the repository has an address, then drop "
-                   "this mark")
 def test_source_links_open_from_the_site(processed_docs):
     "Every source link opens from the site: an address of the repository, or a relative link to its file."
     from gmg._modidx import d as modidx
