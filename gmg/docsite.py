@@ -16,19 +16,21 @@ _SOURCE_LINK = re.compile(r"\]\(/blob/[^/)\s]+/([^)#\s]+)(#L\d+)?\)")
 
 
 def relative_source_links(markdown: str, depth: int) -> str:
-    """`markdown` with each of nbdev's address-less source links made relative to a page `depth` folders below the
-    site's root (0 for a notebook directly in nbs/): the site's folder is one level below the repository's root."""
+    """`markdown` with each of nbdev's address-less source links made relative to a page `depth`
+    folders below the site's root (0 for a notebook directly in nbs/); the site's folder is one level
+    below the repository's root."""
     up = "../" * (depth + 1)
     return _SOURCE_LINK.sub(lambda m: f"]({up}{m.group(1)}{m.group(2) or ''})", markdown)
 
 
 class RelativeSourceLinks:
-    """nbdev doc processor (`doc_procs = ["gmg.docsite:RelativeSourceLinks"]`): rewrites the source links of the
-    API entries (show_doc's Markdown outputs) relative to the page when `[project.urls] Repository` is unset, and
-    does nothing when it is set. nbdev builds it with the notebook (whose `path_` is the file in nbs/) and calls it
-    on every cell."""
+    """nbdev doc processor (`doc_procs = ["gmg.docsite:RelativeSourceLinks"]`): rewrites the source
+    links of the API entries (show_doc's Markdown outputs) relative to the page when
+    `[project.urls] Repository` is unset, and does nothing when it is set. nbdev builds it with the
+    notebook (whose `path_` is the file in nbs/) and calls it on every cell."""
     def __init__(self, nb):
-        from nbdev.config import get_config   # nbdev is a tool of the doc build, not a dependency of gmg
+        # nbdev is a tool of the doc build, not a dependency of gmg: imported only when it calls this
+        from nbdev.config import get_config
         cfg = get_config()
         self.active = not cfg.git_url
         self.depth = len(Path(nb.path_).resolve().relative_to(cfg.nbs_path.resolve()).parent.parts)
