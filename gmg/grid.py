@@ -18,8 +18,9 @@ __all__ = ['EXIT_DONE', 'EXIT_FAILED', 'EXIT_REFUSED', 'LOG_DIR', 'RAY_SYSTEM_CO
            'resolve_targets', 'make_plan', 'process_start', 'holder_gone', 'RunLock', 'end_tree', 'supervise',
            'stage_task', 'connect', 'node_capacity', 'check_capacity', 'check_shared_filesystem', 'ray_remote',
            'read_on_every_node', 'ray_node_settings', 'quick_ray_imports', 'without_import_shims', 'start_with_retries',
-           'ray_session', 'lock_holder', 'hold_repository', 'Driver', 'format_table', 'log_tail', 'summary',
-           'scrub_notebook', 'scrub', 'interruptible', 'check_root', 'dry_run_text', 'run_grid', 'grid_cli']
+           'ray_session', 'lock_holder', 'hold_repository', 'step_counts', 'ready_steps', 'block_downstream', 'Driver',
+           'format_table', 'log_tail', 'summary', 'scrub_notebook', 'scrub', 'interruptible', 'check_root',
+           'dry_run_text', 'run_grid', 'grid_cli']
 
 # %% ../nbs/15_grid.ipynb #g005
 class GridError(Exception):
@@ -822,9 +823,33 @@ def hold_repository(repo):
                         f"(one writer at a time: a grid or `dvc repro`); "
                         f"wait until it ends") from None
 
-# %% ../nbs/15_grid.ipynb #g028
+# %% ../nbs/15_grid.ipynb #g028s
 FINISHED = ("done", "up to date")
 
+
+def step_counts(steps: dict[str, Step]) -> dict:
+    "Steps finished (done or up to date), running, failed (or blocked by a failure) and queued."
+    states = [s.status for s in steps.values()]
+    return {"done": sum(s in FINISHED for s in states), "running": states.count("running"),
+            "failed": states.count("failed") + states.count("blocked"),
+            "queued": states.count("queued")}
+
+
+def ready_steps(steps: dict[str, Step]) -> list[Step]:
+    """Queued steps whose upstream steps have all finished (an upstream stage outside the plan,
+    already up to date, does not hold a step back)."""
+    return [s for s in steps.values() if s.status == "queued"
+            and all(steps[u].status in FINISHED for u in s.upstream if u in steps)]
+
+
+def block_downstream(steps: dict[str, Step], name: str) -> None:
+    "Marks every queued step downstream of the failed step `name`, directly or not, as blocked."
+    for step in steps.values():
+        if step.status == "queued" and name in step.upstream:
+            step.status, step.error = "blocked", f"upstream {name} failed"
+            block_downstream(steps, step.name)
+
+# %% ../nbs/15_grid.ipynb #g028
 class Driver:
     """Runs a plan on Ray (see above). `repo`: an open `dvc.repo.Repo`; `stages`: DVC stage of each
     step's name."""
@@ -835,22 +860,6 @@ class Driver:
         self.max_retries, self.jobs, self.stale_after = max_retries, jobs, stale_after
         self.running = {}   # ObjectRef -> step name
         self.task = ray_remote(stage_task)
-
-    def counts(self) -> dict:
-        states = [s.status for s in self.steps.values()]
-        return {"done": sum(s in FINISHED for s in states), "running": states.count("running"),
-                "failed": states.count("failed") + states.count("blocked"),
-                "queued": states.count("queued")}
-
-    def ready(self) -> list[Step]:
-        return [s for s in self.steps.values() if s.status == "queued"
-                and all(self.steps[u].status in FINISHED for u in s.upstream if u in self.steps)]
-
-    def block_downstream(self, name: str) -> None:
-        for step in self.steps.values():
-            if step.status == "queued" and name in step.upstream:
-                step.status, step.error = "blocked", f"upstream {name} failed"
-                self.block_downstream(step.name)
 
     def submit(self, step: Step) -> None:
         stage = self.stages[step.name]
@@ -897,21 +906,22 @@ class Driver:
                 self.submit(step)
                 return
             step.status = "failed"
-            self.block_downstream(step.name)
+            block_downstream(self.steps, step.name)
         step.seconds = time.time() - (step.started or time.time())
 
     def run(self, bar=None) -> None:
         import ray
         while True:
-            for step in self.ready():
+            for step in ready_steps(self.steps):
                 if self.jobs and len(self.running) >= self.jobs:
                     break
                 self.submit(step)
             if bar is not None:
-                bar.n = self.counts()["done"] + self.counts()["failed"]
-                bar.set_postfix_str(" · ".join(f"{k} {v}" for k, v in self.counts().items()))
+                counts = step_counts(self.steps)
+                bar.n = counts["done"] + counts["failed"]
+                bar.set_postfix_str(" · ".join(f"{k} {v}" for k, v in counts.items()))
             if not self.running:
-                if not self.ready():
+                if not ready_steps(self.steps):
                     return
                 continue
             finished, _ = ray.wait(list(self.running), num_returns=1, timeout=1.0)
