@@ -153,7 +153,7 @@ def processed_docs(tmp_path_factory):
     not use it; the copy keeps the build's files (`_proc/`, nbdev.yml, sidebar.yml, `_modidx.py`) out of the
     working tree."""
     root = tmp_path_factory.mktemp("docs")
-    for name in ("nbs", "gmg"):
+    for name in ("nbs", "gmg", "docs"):   # docs/: the experiment pages' executed copies
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, root / name)
@@ -347,6 +347,26 @@ def test_source_links_open_from_the_site(processed_docs):
             and not (git_url and SCHEME.match(target) and target.startswith(git_url + "/"))
             and (SCHEME.match(target) or not _resolves(rel, target, pages))]
     assert not dead, f"{len(dead)} source links that do not open from the site, e.g.:\n" + "\n".join(dead[:5])
+
+
+def test_experiment_pages_show_a_runs_outputs(processed_docs):
+    """Each experiment template with a committed executed copy (docs/experiment-runs/) shows that copy's outputs on
+    its page, cell by cell, under a note that names the run; the templates of the training pipeline all have one."""
+    from gmg.docsite import EXPERIMENT_RUNS
+    proc = processed(processed_docs)
+    copies = {p.stem: json.loads(p.read_text()) for p in (ROOT / EXPERIMENT_RUNS).glob("*.ipynb")}
+    assert {"datasets", "train", "evaluate", "report"} <= set(copies), f"executed copies: {sorted(copies)}"
+    for name, run in copies.items():
+        page = json.loads((proc / "experiments" / f"{name}.ipynb").read_text())["cells"]
+        shown = {c.get("id"): c.get("outputs", []) for c in page if c["cell_type"] == "code"}
+        expected = {c["id"]: c["outputs"] for c in run["cells"] if c["cell_type"] == "code" and c.get("outputs")}
+        assert expected, f"{name}: its executed copy has no outputs"
+        for cell_id, outputs in expected.items():
+            if cell_id in shown:   # a cell nbdev keeps on the page (not a hidden one)
+                assert shown[cell_id] == outputs, f"{name}: cell {cell_id} does not show the run's outputs"
+        assert any(shown.get(i) for i in expected), f"{name}: no output of the run is on the page"
+        notes = ["".join(c["source"]) for c in page if c["cell_type"] == "markdown"]
+        assert any(run["metadata"]["gmg_run"]["source"] in n for n in notes), f"{name}: no note naming the run"
 
 
 def _signature_block(md: str) -> list[str]:

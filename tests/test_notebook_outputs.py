@@ -2,7 +2,8 @@
 
 Fast: nothing is executed, the committed `.ipynb` files are read as JSON.
 
-No committed output of any notebook under `nbs/` (`nbs/experiments/` included) carries a warning, a traceback (text
+No committed output of any notebook under `nbs/` (`nbs/experiments/` included) or of the executed copies in
+`docs/experiment-runs/` carries a warning, a traceback (text
 or an `error` output) or an absolute path of the machine that ran it: a reader would take the first two for a
 failure, and the third is another machine's file system.
 Figures (every drawing cell shows its image; 03_maps and 14_train show one) are checked in tests/test_docs.py.
@@ -22,6 +23,8 @@ NBS = ROOT / "nbs"
 # not the copies tools keep in folders of their own (.ipynb_checkpoints, nbdev's _proc)
 ALL_NOTEBOOKS = sorted(p for p in NBS.rglob("*.ipynb")
                        if not any(part.startswith((".", "_")) for part in p.relative_to(NBS).parts[:-1]))
+# the executed copies the experiment pages show (gmg.docsite, tools/experiment_pages.py) are read as documentation too
+ALL_NOTEBOOKS += sorted((ROOT / "docs" / "experiment-runs").glob("*.ipynb"))
 
 # what must never be in an output: a warning, a traceback, a path on this machine's (or a laptop's) file system
 FORBIDDEN = {"a warning": re.compile(r"Warning"), "a traceback": re.compile(r"Traceback"),
@@ -71,7 +74,7 @@ def test_the_checks_see_what_they_look_for():
         assert not FORBIDDEN["an absolute path"].search(fine), fine
 
 
-@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: str(p.relative_to(NBS)))
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_warning_traceback_or_machine_path_in_outputs(path):
     found = problems(path)
     assert not found, "\n".join(found) + "\n(refresh the notebook after removing the cause: tools/refresh_notebooks.py)"
