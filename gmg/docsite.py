@@ -17,9 +17,9 @@ _SOURCE_LINK = re.compile(r"\]\(/blob/[^/)\s]+/([^)#\s]+)(#L\d+)?\)")
 
 
 def relative_source_links(markdown: str, depth: int) -> str:
-    """`markdown` with each of nbdev's address-less source links made relative to a page `depth`
-    folders below the site's root (0 for a notebook directly in nbs/); the site's folder is one level
-    below the repository's root."""
+    """`markdown` with each of nbdev's address-less source links made relative to a page
+    `depth` folders below the site's root (0 for a notebook directly in nbs/); the site's
+    folder is one level below the repository's root."""
     up = "../" * (depth + 1)
     return _SOURCE_LINK.sub(lambda m: f"]({up}{m.group(1)}{m.group(2) or ''})", markdown)
 
@@ -30,7 +30,7 @@ class RelativeSourceLinks:
     `[project.urls] Repository` is unset, and does nothing when it is set. nbdev builds it with the
     notebook (whose `path_` is the file in nbs/) and calls it on every cell."""
     def __init__(self, nb):
-        # nbdev is a tool of the doc build, not a dependency of gmg: imported only when it calls this
+        # nbdev is a tool of the doc build, not a dependency of gmg: imported when it calls this
         from nbdev.config import get_config
         cfg = get_config()
         self.active = not cfg.git_url
@@ -87,11 +87,13 @@ def collect_experiment_runs(checkout: Path, root: Path) -> list[str]:
 
 # %% ../nbs/19_compendium.ipynb #a153
 def run_note(run: dict, template: str) -> str:
-    "The note under an experiment page's title: which run its outputs come from, with what parameters."
-    info, params = run["metadata"]["gmg_run"], run["metadata"].get("papermill", {}).get("parameters", {})
+    "The note under an experiment page's title: the run its outputs come from, and its parameters."
+    info = run["metadata"]["gmg_run"]
+    params = run["metadata"].get("papermill", {}).get("parameters", {})
     values = "\n".join(f"{k} = {v!r}" for k, v in sorted(params.items()))
     return (f"\n\n> The outputs on this page are those of one run: {info['what']} (executed copy "
-            f"`{info['source']}`, committed as `{(EXPERIMENT_RUNS / template).as_posix()}`). Its parameters:\n\n"
+            f"`{info['source']}`, committed as `{(EXPERIMENT_RUNS / template).as_posix()}`). "
+            f"Its parameters:\n\n"
             f"```python\n{values}\n```")
 
 
@@ -104,7 +106,8 @@ class ExperimentOutputs:
         path = Path(nb.path_).resolve()
         copy = Path(cfg.config_path) / EXPERIMENT_RUNS / path.name
         is_template = path.parent == (Path(cfg.nbs_path) / "experiments").resolve()
-        self.run = json.loads(copy.read_text(encoding="utf-8")) if is_template and copy.is_file() else None
+        found = is_template and copy.is_file()
+        self.run = json.loads(copy.read_text(encoding="utf-8")) if found else None
         self.executed = {c.get("id"): c for c in self.run["cells"]} if self.run else {}
         self.template, self.noted = path.name, False
 
