@@ -104,15 +104,17 @@ def synthetic_results(folder: Path) -> Path:
             "rows": [{"configuration": "β-VAE", "steps_per_second": rate, "time_vs_base": 1.0},
                      {"configuration": "+ GMG (decoder, Cos)", "steps_per_second": rate / 1.1, "time_vs_base": 1.1},
                      {"configuration": "+ DST (decoder, Cos)", "steps_per_second": rate / 1.05, "time_vs_base": 1.05}]}))
+    solve = lambda ms, value, err, rows: {"ms": ms, "value": value, "rel_error": err, "same_rows": rows}
     (folder / "benchmarks" / "gmg_speed_cpu_1t.json").write_text(json.dumps({
-        "device": "CPU, 1 thread(s)", "cost": "cosine", "threads": 1, "torch": "2.13.0", "pot": "0.9.7",
-        "load_average_before": [0.5, 0.5, 0.5], "eps_rule": "eps0 * spread(Cx) * spread(Cy)",
-        "rows": [{"n": 64, "eps0": 0.01, "repeats": 15, "gmg_f32_end_to_end_ms": 4.0, "gmg_f64_end_to_end_ms": 5.0,
-                  "pot_f64_end_to_end_ms": 40.0, "gmg_f64_from_costs_ms": 2.0, "pot_f64_from_costs_ms": 30.0,
-                  "value_gmg": -0.00380668, "value_pot": None, "pot_f32": "no plan"},
-                 {"n": 64, "eps0": 0.1, "repeats": 15, "gmg_f32_end_to_end_ms": 4.0, "gmg_f64_end_to_end_ms": 5.0,
-                  "pot_f64_end_to_end_ms": 40.0, "gmg_f64_from_costs_ms": 2.0, "pot_f64_from_costs_ms": 30.0,
-                  "value_gmg": -0.0038, "value_pot": -0.0038, "pot_f32": "-0.0038"}]}))
+        "device": "CPU, 1 thread(s)", "threads": 1, "cost": "cosine", "problem": "dSprites factors -> images",
+        "torch": "2.13.0", "pot": "0.9.7", "load_average_before": [0.5, 0.5, 0.5], "eps_rule": "eps0 * spread",
+        "budgets": {"training": {"max_iter": 20, "sinkhorn_iter": 30}, "pot_default_caps": [50, 100],
+                    "reference": {"max_iter": 1000, "tol": 1e-9, "sinkhorn_iter": 1000, "sinkhorn_tol": 1e-9}},
+        "rows": [{"n": 64, "eps0": 0.01, "repeats": 5, "reference_value": 0.013,
+                  "gmg_training_f32": solve(20.5, 0.0129, 0.0048, 0.78), "gmg_default_f64": solve(120.0, 0.0131, 0.0087, 0.8),
+                  "pot_default_budget_f64": solve(540.0, 0.0095, 0.27, 0.31), "pot_f64": solve(3500.0, None, None, None)},
+                 {"n": 1024, "eps0": 0.1, "repeats": 3, "reference_value": None,
+                  "gmg_training_f32": solve(900.0, 0.001, None, None), "gmg_default_f64": solve(2000.0, 0.001, None, None)}]}))
     (folder / "calibration").mkdir()
     rows = [dict(regularizer="gmg", lam=lam, dataset=d, reg_share_mean=s, rec_final=1.0, round_share=s)
             for lam, s in ((1e5, 0.15), (2e5, 0.5)) for d in ("dsprites", "shapes3d")]
@@ -137,9 +139,9 @@ def test_values_of_a_known_result_set(tmp_path):
            "0 contradicted and 0 inconclusive.\n" in out
     assert "| GMG (decoder, cosine) | `grad_reg_cv` | 2.00 | 2.00 |" in out
     assert "| L2² → square | +GMG | 0.0123 ± 0.0012 |" in out and "| Cos → annulus | none |" in out
+    assert "| 64 | 0.01 | 20.5 ms · 0.48% | 120 ms · 0.87% | 540 ms · 27% | 4.5× | 3500 ms · no plan | 0.80 / — | 0.013 |" in out
+    assert "| 1024 | 0.1 | 900 ms | 2000 ms | — | — | — | — / — | — |" in out
     assert "| gmg.grid --jobs 2 | 20.0 min (1200 s) | 1.50× |" in out and "largest DCI-D difference between the two runs: 0.0123" in out
-    assert "| 64 | 0.01 | 4.00 | 5.00 | 40.00 | — | 2.00 | 30.00 | — | -0.00380668 | no plan | no plan |" in out
-    assert "| 64 | 0.1 | 4.00 | 5.00 | 40.00 | 8.0× | 2.00 | 30.00 | 15.0× | -0.0038 | -0.0038 | -0.0038 |" in out
     assert "stale 9.99" not in out and out.startswith("Intro 1.23.\n") and tables.render(out, tmp_path, PARAMS) == out
 
 def test_differences_written_by_gmg_stats(tmp_path):

@@ -164,24 +164,36 @@ def train_speed_table(results: Path, params: dict) -> str:
             + source_note("results/benchmarks/train_speed_cpu_1t.json", "results/benchmarks/train_speed_cpu_2t.json"))
 
 def gmg_speed_table(results: Path, params: dict) -> str:
-    "One GMG value + gradient, gmg against POT on the same matrices and ε, same run (benchmarks/gmg_speed.py --json)."
+    "One GMG value + gradient on a structured batch: gmg against POT, same matrices and ε, same run (gmg_speed.py)."
     bench = json.loads((results / "benchmarks" / "gmg_speed_cpu_1t.json").read_text())
-    ms = lambda v: "—" if v is None else f"{v:.2f}" if v < 100 else f"{v:.0f}"
-    ratio = lambda a, b: "—" if a is None or b is None else f"{a / b:.1f}×"
-    value = lambda v: "no plan" if v is None else f"{v:.6g}"
-    # a speed-up against a POT run that returned no plan would compare with a failure: shown as "—"
-    ratio_if = lambda r, a, b: ratio(r[a], r[b]) if r["value_pot"] is not None else "—"
-    rows = [[str(r["n"]), f"{r['eps0']:g}", ms(r["gmg_f32_end_to_end_ms"]), ms(r["gmg_f64_end_to_end_ms"]),
-             ms(r["pot_f64_end_to_end_ms"]), ratio_if(r, "pot_f64_end_to_end_ms", "gmg_f64_end_to_end_ms"),
-             ms(r["gmg_f64_from_costs_ms"]), ms(r["pot_f64_from_costs_ms"]),
-             ratio_if(r, "pot_f64_from_costs_ms", "gmg_f64_from_costs_ms"), value(r["value_gmg"]),
-             value(r["value_pot"]), r["pot_f32"]] for r in bench["rows"]]
-    header = ["n", "ε0", "end to end: gmg f32 ms", "gmg f64 ms", "POT f64 ms", "POT ÷ gmg", "from the costs: gmg f64 ms",
-              "POT f64 ms", "POT ÷ gmg", "DST − E(P_ε), gmg", "DST − E(P_ε), POT", "POT f32"]
-    note = (f"\n{bench['device']}, cost {bench['cost']}, ε = {bench['eps_rule']}; medians (of 15 runs for n ≤ 256, 3 above); "
-            f"torch {bench['torch']}, POT {bench['pot']}; load average before: "
+
+    def cell(r, key):   # "time · relative error to the reference", or a dash where the solver did not run
+        m = r.get(key)
+        if m is None:
+            return "—"
+        if m["value"] is None:
+            return f"{m['ms']:.0f} ms · no plan"
+        err = "" if m["rel_error"] is None else f" · {100 * m['rel_error']:.2g}%"
+        return (f"{m['ms']:.1f}" if m["ms"] < 100 else f"{m['ms']:.0f}") + " ms" + err
+
+    def ratio(r):
+        a, b = r.get("pot_default_budget_f64"), r.get("gmg_default_f64")
+        return "—" if a is None or a["value"] is None else f"{a['ms'] / b['ms']:.1f}×"
+
+    share = lambda m: "—" if m is None or m.get("same_rows") is None else f"{m['same_rows']:.2f}"
+    rows = [[str(r["n"]), f"{r['eps0']:g}", cell(r, "gmg_training_f32"), cell(r, "gmg_default_f64"),
+             cell(r, "pot_default_budget_f64"), ratio(r), cell(r, "pot_f64"),
+             f"{share(r.get('gmg_default_f64'))} / {share(r.get('pot_f64'))}",
+             "—" if r["reference_value"] is None else f"{r['reference_value']:.6g}"] for r in bench["rows"]]
+    header = ["n", "ε0", "gmg f32, 20 × 30", "gmg f64, 50 × 100", "POT f64, 50 × 100", "POT ÷ gmg at 50 × 100",
+              "POT f64, 1000 × 1000", "rows as the reference: gmg 50 × 100 / POT 1000 × 1000", "reference DST − E(P_ε)"]
+    note = (f"\n{bench['device']}; {bench['problem']}; cost {bench['cost']}, ε = {bench['eps_rule']}; each cell: the "
+            f"median time of a value + gradient from the cost matrices · its relative error to the reference (gmg run "
+            f"to {bench['budgets']['reference']['max_iter']} × {bench['budgets']['reference']['sinkhorn_iter']} steps at "
+            f"tolerances {bench['budgets']['reference']['tol']:g}); medians of {bench['rows'][0]['repeats']} runs "
+            f"(3 for POT and for n > 256); torch {bench['torch']}, POT {bench['pot']}; load average before: "
             f"{', '.join(f'{x:.1f}' for x in bench['load_average_before'])}.\n")
-    return (markdown(header, rows, ["---:"] * 10 + ["---:", "---"]) + note
+    return (markdown(header, rows, ["---:"] * len(header)) + note
             + source_note("results/benchmarks/gmg_speed_cpu_1t.json"))
 
 def calibration_table(results: Path, params: dict) -> str:
@@ -328,8 +340,26 @@ def scope(results: Path, params: dict) -> str:
             f"of the paper profile's {paper['steps']:,}; evaluates DCI and MIG at {evaluation['size_fraction']:g}× "
             f"disentanglement_lib's sizes; and renders dSprites and Shapes3D procedurally on their official factor "
             f"grids. With {seeds} seeds per cell, an inconclusive claim is one whose effect, if any, is below the "
-            f"smallest effect the seeds could detect (given per comparison in the report).\n")
-    return text + source_note("study/params.yaml", f"profiles/{study['profile']}/evaluate.yaml", "profiles/paper/train.yaml")
+            f"smallest effect the seeds could detect (given per comparison in the report).{_detectable(results)}\n")
+    sources = ["study/params.yaml", f"profiles/{study['profile']}/evaluate.yaml", "profiles/paper/train.yaml"]
+    if _detectable(results):
+        sources.append("results/study/report/differences.csv")
+    return text + source_note(*sources)
+
+def _detectable(results: Path) -> str:
+    "' Here: …' the DCI-D differences the study's inconclusive comparisons could have detected (empty before it ran)."
+    path = results / "study" / "report" / "differences.csv"
+    if not path.is_file():
+        return ""
+    d = pd.read_csv(path)
+    d = d[(d.family == "claims") & (d.score == "dci_disentanglement") & (d.verdict == "inconclusive")]
+    if d.empty:
+        return ""
+    parts = [f"{comparison.split(' − ')[1]} {rows.mde.min():.3f}–{rows.mde.max():.3f}"
+             for comparison, rows in d.groupby("comparison", sort=True)]
+    return (" Here, at 80% power and Holm's strictest level, the seeds could have detected DCI-D differences of "
+            f"GMG − {'; GMG − '.join(parts)} (by dataset); the observed means were "
+            f"{d['mean'].abs().min():.3f}–{d['mean'].abs().max():.3f} in size.")
 
 TABLES = {"dci": dci_table, "verdicts": verdicts_table, "eps0": eps0_table, "gradients": gradients_table,
           "toy": toy_table, "toy_findings": toy_findings, "calibration": calibration_table,
