@@ -73,6 +73,8 @@ def micro_copy(repo: Path) -> dict:
     # the committed dvc.lock records the cpu-profile grid; DVC keeps lock entries of matrix items the micro grid
     # drops, so start the micro pipeline from no lock (its outputs are checked against its own lock below)
     (repo / "dvc.lock").unlink(missing_ok=True)
+    # likewise the study's lock (study/dvc.lock records its 73 stages; a micro study writes its own)
+    (repo / "study" / "dvc.lock").unlink(missing_ok=True)
     # and without the cpu profile's committed small results: the micro run writes its own
     shutil.rmtree(repo / "results", ignore_errors=True)
     env = _env(repo)
