@@ -174,6 +174,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'gmg.docsite.RelativeSourceLinks': ('compendium.html#relativesourcelinks', 'gmg/docsite.py'),
                              'gmg.docsite.RelativeSourceLinks.__call__': ('compendium.html#relativesourcelinks.__call__', 'gmg/docsite.py'),
                              'gmg.docsite.RelativeSourceLinks.__init__': ('compendium.html#relativesourcelinks.__init__', 'gmg/docsite.py'),
+                             'gmg.docsite._notebook_of': ('compendium.html#_notebook_of', 'gmg/docsite.py'),
                              'gmg.docsite.collect_experiment_runs': ('compendium.html#collect_experiment_runs', 'gmg/docsite.py'),
                              'gmg.docsite.relative_source_links': ('compendium.html#relative_source_links', 'gmg/docsite.py'),
                              'gmg.docsite.run_note': ('compendium.html#run_note', 'gmg/docsite.py')},

@@ -24,17 +24,23 @@ def relative_source_links(markdown: str, depth: int) -> str:
     return _SOURCE_LINK.sub(lambda m: f"]({up}{m.group(1)}{m.group(2) or ''})", markdown)
 
 
+def _notebook_of(nb):
+    """(nbdev's configuration, the notebook's path relative to nbs/) of a notebook nbdev processes
+    (`nb.path_` is its file in nbs/)."""
+    # nbdev is a tool of the doc build, not a dependency of gmg: imported when it calls this
+    from nbdev.config import get_config
+    cfg = get_config()
+    return cfg, Path(nb.path_).resolve().relative_to(Path(cfg.nbs_path).resolve())
+
+
 class RelativeSourceLinks:
     """nbdev doc processor (`doc_procs = ["gmg.docsite:RelativeSourceLinks"]`): rewrites the source
     links of the API entries (show_doc's Markdown outputs) relative to the page when
     `[project.urls] Repository` is unset, and does nothing when it is set. nbdev builds it with the
     notebook (whose `path_` is the file in nbs/) and calls it on every cell."""
     def __init__(self, nb):
-        # nbdev is a tool of the doc build, not a dependency of gmg: imported when it calls this
-        from nbdev.config import get_config
-        cfg = get_config()
-        self.active = not cfg.git_url
-        self.depth = len(Path(nb.path_).resolve().relative_to(cfg.nbs_path.resolve()).parent.parts)
+        cfg, page = _notebook_of(nb)
+        self.active, self.depth = not cfg.git_url, len(page.parent.parts)
 
     def __call__(self, cell):
         if not self.active or cell.get("cell_type") != "code":
@@ -101,15 +107,12 @@ class ExperimentOutputs:
     """nbdev doc processor (`doc_procs`): an experiment template's page shows the outputs of its
     committed executed copy, with `run_note` under the title (see above)."""
     def __init__(self, nb):
-        from nbdev.config import get_config   # a tool of the doc build only, as above
-        cfg = get_config()
-        path = Path(nb.path_).resolve()
-        copy = Path(cfg.config_path) / EXPERIMENT_RUNS / path.name
-        is_template = path.parent == (Path(cfg.nbs_path) / "experiments").resolve()
-        found = is_template and copy.is_file()
+        cfg, page = _notebook_of(nb)
+        copy = Path(cfg.config_path) / EXPERIMENT_RUNS / page.name
+        found = page.parent == Path("experiments") and copy.is_file()
         self.run = json.loads(copy.read_text(encoding="utf-8")) if found else None
         self.executed = {c.get("id"): c for c in self.run["cells"]} if self.run else {}
-        self.template, self.noted = path.name, False
+        self.template, self.noted = page.name, False
 
     def __call__(self, cell):
         if self.run is None:

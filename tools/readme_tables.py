@@ -340,14 +340,16 @@ def scope(results: Path, params: dict) -> str:
             f"of the paper profile's {paper['steps']:,}; evaluates DCI and MIG at {evaluation['size_fraction']:g}× "
             f"disentanglement_lib's sizes; and renders dSprites and Shapes3D procedurally on their official factor "
             f"grids. With {seeds} seeds per cell, an inconclusive claim is one whose effect, if any, is below the "
-            f"smallest effect the seeds could detect (given per comparison in the report).{_detectable(results)}\n")
+            f"smallest effect the seeds could detect (given per comparison in the report).")
+    detectable = _detectable(results)
+    text += detectable + "\n"
     sources = ["study/params.yaml", f"profiles/{study['profile']}/evaluate.yaml", "profiles/paper/train.yaml"]
-    if _detectable(results):
+    if detectable:
         sources.append("results/study/report/differences.csv")
     return text + source_note(*sources)
 
 def _detectable(results: Path) -> str:
-    "' Here: …' the DCI-D differences the study's inconclusive comparisons could have detected (empty before it ran)."
+    "' Here, …': the DCI-D differences the study's inconclusive comparisons could have detected (empty before it ran)."
     path = results / "study" / "report" / "differences.csv"
     if not path.is_file():
         return ""
