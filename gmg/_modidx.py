@@ -294,6 +294,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'gmg.gromov._log_kernel': ('gromov.html#_log_kernel', 'gmg/gromov.py'),
                             'gmg.gromov._log_steps': ('gromov.html#_log_steps', 'gmg/gromov.py'),
                             'gmg.gromov._per_batch': ('gromov.html#_per_batch', 'gmg/gromov.py'),
+                            'gmg.gromov._predicted_block': ('gromov.html#_predicted_block', 'gmg/gromov.py'),
                             'gmg.gromov._recentre_rows': ('gromov.html#_recentre_rows', 'gmg/gromov.py'),
                             'gmg.gromov._recentred_kernel': ('gromov.html#_recentred_kernel', 'gmg/gromov.py'),
                             'gmg.gromov._scaling_steps': ('gromov.html#_scaling_steps', 'gmg/gromov.py'),

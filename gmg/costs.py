@@ -18,8 +18,10 @@ def _check_kind(kind: str) -> str:
         raise ValueError(f"unknown cost {kind!r}: expected one of {', '.join(COST_KINDS)}")
     return kind
 
-def as_point_cloud(x: torch.Tensor, batch_dims: int = 0, name: str = "x", check_finite: bool = True) -> torch.Tensor:
-    "Validate `x` of shape `(*batch, n, *features)` and return it as `(*batch, n, d)` (features flattened)."
+def as_point_cloud(x: torch.Tensor, batch_dims: int = 0, name: str = "x",
+                   check_finite: bool = True) -> torch.Tensor:
+    """Validate `x` of shape `(*batch, n, *features)` and return it as `(*batch, n, d)` (features
+    flattened)."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -29,7 +31,8 @@ def as_point_cloud(x: torch.Tensor, batch_dims: int = 0, name: str = "x", check_
                          f"{batch_dims} batch dimension(s)")
     n = x.shape[batch_dims]
     if n < 2:
-        raise ValueError(f"{name} has {n} point(s) along dimension {batch_dims}: at least 2 are needed")
+        raise ValueError(f"{name} has {n} point(s) along dimension {batch_dims}: "
+                         "at least 2 are needed")
     # a single host sync per call, outside any loop; `check_finite=False` skips it
     if check_finite and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf values")
@@ -57,13 +60,16 @@ def _cosine(p: torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/00_costs.ipynb #c006
 def cost_matrix(
-    x: torch.Tensor,  # `(*batch, n, *features)` points, `batch_dims` leading batch dimensions; features are flattened
+    # `(*batch, n, *features)` points, `batch_dims` leading batch dimensions;
+    # features are flattened
+    x: torch.Tensor,
     # `"sqeuclidean"` ‖a−b‖², `"scaled_sqeuclidean"` ‖a−b‖² / mean over the batch's matrix,
     # `"cosine"` ⟨a,b⟩/(‖a‖‖b‖)
     kind: str = "sqeuclidean",
     *,
     batch_dims: int = 0,  # number of leading batch dimensions of `x`
-    check_finite: bool = True,  # a `ValueError` on NaN/Inf in `x` (one host sync); False skips the check
+    # a `ValueError` on NaN/Inf in `x` (one host sync); False skips the check
+    check_finite: bool = True,
 ) -> torch.Tensor:  # `(*batch, n, n)`, differentiable, on `x`'s device and dtype
     "Intra-batch cost matrix `C[..., i, j] = c(x_i, x_j)`."
     _check_kind(kind)

@@ -39,64 +39,75 @@ def _to_numpy_int(x, what: str) -> np.ndarray:
         raise ValueError(f"{what} must be integers (class indices), got dtype {a.dtype}")
     return a.astype(np.int64, copy=False)
 
-
+# %% ../nbs/10_datasets.ipynb #d007b
 class FactorDataset(torch.utils.data.Dataset):
-    "A ground-truth factor dataset: a full grid of factor classes, each class tuple rendering one image."
+    """A ground-truth factor dataset: a full grid of factor classes, each class tuple rendering one
+    image."""
 
-    def __init__(self, name: str, source: str, factor_names: Sequence[str], factor_values: Sequence[Sequence[float]],
-                 n_channels: int, nuisance_size: int = 1):
+    def __init__(self, name: str, source: str, factor_names: Sequence[str],
+                 factor_values: Sequence[Sequence[float]], n_channels: int, nuisance_size: int = 1):
         self.name, self.source, self.n_channels = name, source, n_channels
         self.factor_names = tuple(factor_names)
         self.factor_values = tuple(np.asarray(v) for v in factor_values)
         self.factor_sizes = tuple(len(v) for v in self.factor_values)
-        self.nuisance_size = nuisance_size  # e.g. SmallNORB instances; drawn at random, not a factor
+        # e.g. SmallNORB instances; drawn at random, not a factor
+        self.nuisance_size = nuisance_size
 
     def __len__(self) -> int:
         return math.prod(self.factor_sizes)
 
     def __repr__(self) -> str:
         grid = ", ".join(f"{n}={s}" for n, s in zip(self.factor_names, self.factor_sizes))
-        return f"<{type(self).__name__} {self.name!r} ({self.source}): {grid}; {len(self):,} images>"
+        return (f"<{type(self).__name__} {self.name!r} ({self.source}): {grid}; "
+                f"{len(self):,} images>")
 
     def check_factors(self, factors) -> np.ndarray:
         "Validate `(n, k)` class indices; returns them as int64 numpy."
         f = _to_numpy_int(factors, "factors")
         k = len(self.factor_sizes)
         if f.ndim != 2 or f.shape[1] != k:
-            raise ValueError(f"factors must have shape (n, {k}) for {self.factor_names}, got {tuple(f.shape)}")
+            raise ValueError(f"factors must have shape (n, {k}) for {self.factor_names}, "
+                             f"got {tuple(f.shape)}")
         bad = (f < 0) | (f >= np.asarray(self.factor_sizes))
         if bad.any():
             j = int(np.argwhere(bad)[0, 1])
-            raise ValueError(f"factor {self.factor_names[j]!r} must lie in [0, {self.factor_sizes[j]}), "
-                             f"got {int(f[bad.any(1)][0, j])}")
+            raise ValueError(f"factor {self.factor_names[j]!r} must lie in "
+                             f"[0, {self.factor_sizes[j]}), got {int(f[bad.any(1)][0, j])}")
         return f
 
     def factors_to_index(self, factors) -> torch.Tensor:
         "Flat indices `(n,)` (official row-major ordering) of class indices `(n, k)`."
         f = self.check_factors(factors)
-        return torch.from_numpy(np.ravel_multi_index(tuple(f.T), self.factor_sizes).astype(np.int64))
+        return torch.from_numpy(
+            np.ravel_multi_index(tuple(f.T), self.factor_sizes).astype(np.int64))
 
     def index_to_factors(self, index) -> torch.Tensor:
         "Class indices `(n, k)` of flat indices `(n,)` in the official row-major ordering."
         i = _to_numpy_int(index, "index").reshape(-1)
         if ((i < 0) | (i >= len(self))).any():
-            raise ValueError(f"index must lie in [0, {len(self)}), got {int(i[(i < 0) | (i >= len(self))][0])}")
-        return torch.from_numpy(np.stack(np.unravel_index(i, self.factor_sizes), axis=1).astype(np.int64))
+            raise ValueError(f"index must lie in [0, {len(self)}), "
+                             f"got {int(i[(i < 0) | (i >= len(self))][0])}")
+        return torch.from_numpy(
+            np.stack(np.unravel_index(i, self.factor_sizes), axis=1).astype(np.int64))
 
     def sample_factors(self, n: int, rng: np.random.Generator | int) -> torch.Tensor:
         "`n` class-index tuples `(n, k)` drawn uniformly and independently per factor."
         if not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         g = _as_rng(rng)
-        return torch.from_numpy(np.stack([g.integers(0, s, size=n) for s in self.factor_sizes], axis=1).astype(np.int64))
+        return torch.from_numpy(np.stack([g.integers(0, s, size=n) for s in self.factor_sizes],
+                                         axis=1).astype(np.int64))
 
     def _nuisance(self, f: np.ndarray, rng: np.random.Generator | int | None) -> np.ndarray:
-        "Nuisance index per row: drawn from `rng`, or a fixed hash of the flat index when `rng` is None."
+        """Nuisance index per row: drawn from `rng`, or a fixed hash of the flat index when `rng` is
+        None."""
         if self.nuisance_size == 1:
             return np.zeros(len(f), np.int64)
-        if rng is None:  # Knuth's multiplicative hash spreads consecutive indices over all instances
+        # Knuth's multiplicative hash spreads consecutive indices over all instances
+        if rng is None:
             flat = np.ravel_multi_index(tuple(f.T), self.factor_sizes).astype(np.uint64)
-            return ((flat * np.uint64(2654435761)) % np.uint64(2 ** 32) % np.uint64(self.nuisance_size)).astype(np.int64)
+            return ((flat * np.uint64(2654435761)) % np.uint64(2 ** 32) %
+                    np.uint64(self.nuisance_size)).astype(np.int64)
         return _as_rng(rng).integers(0, self.nuisance_size, size=len(f))
 
     def render(self, factors, rng: np.random.Generator | int | None = None) -> torch.Tensor:
@@ -128,10 +139,13 @@ def _uint8_to_float(a: np.ndarray) -> torch.Tensor:
 
 # %% ../nbs/10_datasets.ipynb #d009
 class _LazyTable:
-    "Table of `n` entries of shape `shape`, each built on first use by `build(ids) -> (len(ids), *shape)`."
+    """Table of `n` entries of shape `shape`, each built on first use by
+    `build(ids) -> (len(ids), *shape)`."""
 
-    def __init__(self, n: int, shape: tuple[int, ...], dtype, build: Callable[[np.ndarray], np.ndarray], chunk: int = 64):
-        self.data = np.zeros((n, *shape), dtype)  # calloc'd: pages of unbuilt entries cost no memory
+    def __init__(self, n: int, shape: tuple[int, ...], dtype,
+                 build: Callable[[np.ndarray], np.ndarray], chunk: int = 64):
+        # calloc'd: pages of unbuilt entries cost no memory
+        self.data = np.zeros((n, *shape), dtype)
         self.built = np.zeros(n, bool)
         self.build, self.chunk = build, chunk
 
@@ -154,7 +168,8 @@ class _LazyTable:
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez_compressed(fh, data=self.data, built=self.built)
-            # mkstemp makes it private (0600); the cache is an ordinary pipeline output: the mode any new file gets
+            # mkstemp makes it private (0600); the cache is an ordinary pipeline output: the mode
+            # any new file gets
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
@@ -170,17 +185,20 @@ class _LazyTable:
                 data, built = z["data"], z["built"]
         except (OSError, ValueError, KeyError, EOFError):
             return False
-        if data.shape != self.data.shape or data.dtype != self.data.dtype or built.shape != self.built.shape:
+        if (data.shape != self.data.shape or data.dtype != self.data.dtype
+                or built.shape != self.built.shape):
             return False
         self.data, self.built = data, built
         return True
 
-
+# %% ../nbs/10_datasets.ipynb #d009b
 class ProceduralDataset(FactorDataset):
-    "A rendered dataset whose expensive part lives in a `_LazyTable` (optionally persisted under `cache_dir`)."
+    """A rendered dataset whose expensive part lives in a `_LazyTable` (optionally persisted under
+    `cache_dir`)."""
     version = "1"  # bump when the pictures change, so stale caches are not read
 
-    def __init__(self, name: str, *args, table: _LazyTable, cache_dir: str | Path | None = None, **kwargs):
+    def __init__(self, name: str, *args, table: _LazyTable, cache_dir: str | Path | None = None,
+                 **kwargs):
         super().__init__(name, "procedural", *args, **kwargs)
         self._table = table
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -189,14 +207,16 @@ class ProceduralDataset(FactorDataset):
 
     @property
     def cache_path(self) -> Path | None:
-        return None if self.cache_dir is None else self.cache_dir / f"{self.name}-v{self.version}.npz"
+        return (None if self.cache_dir is None
+                else self.cache_dir / f"{self.name}-v{self.version}.npz")
 
     @property
     def cache_complete(self) -> bool:
         return bool(self._table.built.all())
 
     def build_cache(self, progress: Callable | None = None) -> "ProceduralDataset":
-        "Render every geometry entry once (the one-off cost), and save the table if `cache_dir` is set."
+        """Render every geometry entry once (the one-off cost), and save the table if `cache_dir` is
+        set."""
         self._table.ensure(np.arange(len(self._table.built)), progress)
         if self.cache_path is not None:
             self._table.save(self.cache_path)
@@ -205,7 +225,8 @@ class ProceduralDataset(FactorDataset):
 # %% ../nbs/10_datasets.ipynb #d011
 DATASETS = ("dsprites", "shapes3d", "smallnorb", "cars3d")
 _PARTS = ("gmg.datasets_procedural", "gmg.datasets_official")  # notebooks 10a and 10b
-_PROCEDURAL = {"dsprites": "DSprites", "shapes3d": "Shapes3D", "smallnorb": "SmallNORBLike", "cars3d": "Cars3DLike"}
+_PROCEDURAL = {"dsprites": "DSprites", "shapes3d": "Shapes3D", "smallnorb": "SmallNORBLike",
+               "cars3d": "Cars3DLike"}
 _OFFICIAL = {"dsprites": "load_dsprites_official", "shapes3d": "load_shapes3d_official",
              "smallnorb": "load_smallnorb_official", "cars3d": "load_cars3d_official"}
 
@@ -217,7 +238,8 @@ def load(
     source: str = "procedural",
     root: str | Path | None = None,  # folder of the official files (default `data/<name>/`)
     *,
-    cache_dir: str | Path | None = None,  # procedural source: where to cache the rendered geometry, if given
+    # procedural source: where to cache the rendered geometry, if given
+    cache_dir: str | Path | None = None,
     # official source: the files must hold the official factor grid (and, for Cars3D, image shape);
     # False also reads a reduced grid
     strict: bool = True,
@@ -233,10 +255,12 @@ def load(
 
 # %% ../nbs/10_datasets.ipynb #d013x
 def __getattr__(name: str):
-    """`gmg.datasets.X` for the names of `gmg.datasets_procedural` and `gmg.datasets_official` (PEP 562).
+    """`gmg.datasets.X` for the names of `gmg.datasets_procedural` and `gmg.datasets_official`
+    (PEP 562).
 
-    The two modules import this one, so this one cannot import them at load time (a cycle); it looks a name up
-    in them when it is first asked for instead. Public names and the modules' own private helpers resolve."""
+    The two modules import this one, so this one cannot import them at load time (a cycle); it looks
+    a name up in them when it is first asked for instead. Public names and the modules' own private
+    helpers resolve."""
     if not name.startswith("__"):
         for part in _PARTS:
             module = importlib.import_module(part)
@@ -249,12 +273,15 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *(n for p in _PARTS for n in importlib.import_module(p).__all__)})
 
 # %% ../nbs/10_datasets.ipynb #d017
-def changed_fraction(ds: FactorDataset, factor: int, n: int, rng: np.random.Generator | int) -> float:
-    "Fraction of `n` random configurations whose image changes when only `factor` moves to another class."
+def changed_fraction(ds: FactorDataset, factor: int, n: int,
+                     rng: np.random.Generator | int) -> float:
+    """Fraction of `n` random configurations whose image changes when only `factor` moves to another
+    class."""
     g = _as_rng(rng)
     f = ds.sample_factors(n, g)
     moved = f.clone()
-    moved[:, factor] = (f[:, factor] + torch.from_numpy(g.integers(1, ds.factor_sizes[factor], size=n))) % ds.factor_sizes[factor]
+    moved[:, factor] = (f[:, factor] + torch.from_numpy(
+        g.integers(1, ds.factor_sizes[factor], size=n))) % ds.factor_sizes[factor]
     nuisance = ds._nuisance(f.numpy(), g)  # keep the nuisance fixed while the factor moves
     a, b = ds._render(f.numpy(), nuisance), ds._render(moved.numpy(), nuisance)
     return float(((a - b).abs().flatten(1).amax(1) > 0).float().mean())

@@ -25,26 +25,30 @@ __all__ = ['DATA_ROOT', 'DSPRITES_FILE', 'SHAPES3D_FILE', 'SMALLNORB_PREFIXES', 
            'load_cars3d_official']
 
 # %% ../nbs/10b_datasets_official.ipynb #o004
-DATA_ROOT = Path("data")  # default folder holding one sub-folder per dataset (see the table above)
+# default folder holding one sub-folder per dataset (see the table above)
+DATA_ROOT = Path("data")
 DSPRITES_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 SHAPES3D_FILE = "3dshapes.h5"
-SMALLNORB_PREFIXES = ("smallnorb-5x46789x9x18x6x2x96x96-training", "smallnorb-5x01235x9x18x6x2x96x96-testing")
-OFFICIAL_SIZES = {"dsprites": (3, 6, 40, 32, 32), "shapes3d": (10, 10, 10, 8, 4, 15), "smallnorb": (5, 9, 18, 6),
-                  "cars3d": (4, 24, 183)}
+SMALLNORB_PREFIXES = ("smallnorb-5x46789x9x18x6x2x96x96-training",
+                      "smallnorb-5x01235x9x18x6x2x96x96-testing")
+OFFICIAL_SIZES = {"dsprites": (3, 6, 40, 32, 32), "shapes3d": (10, 10, 10, 8, 4, 15),
+                  "smallnorb": (5, 9, 18, 6), "cars3d": (4, 24, 183)}
 _EXPECTED = {
     "dsprites": (DSPRITES_FILE, "https://github.com/deepmind/dsprites-dataset"),
-    "shapes3d": (SHAPES3D_FILE, "https://github.com/deepmind/3d-shapes (storage.googleapis.com/3d-shapes/3dshapes.h5)"),
+    "shapes3d": (SHAPES3D_FILE, "https://github.com/deepmind/3d-shapes "
+                                "(storage.googleapis.com/3d-shapes/3dshapes.h5)"),
     "smallnorb": ("smallnorb-5x{46789,01235}x9x18x6x2x96x96-{training,testing}-{dat,cat,info}.mat",
                   "https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/"),
     "cars3d": ("183 per-car *.mat files (variable 'im', 128x128x3x24x4 uint8)",
-               "data/cars in http://www.scottreed.info/files/nips2015-analogy-data.tar.gz (Reed et al. 2015)"),
+               "data/cars in http://www.scottreed.info/files/nips2015-analogy-data.tar.gz "
+               "(Reed et al. 2015)"),
 }
 
 
 def _missing(name: str, path: Path) -> FileNotFoundError:
     expected, origin = _EXPECTED[name]
-    return FileNotFoundError(f"{name}: {path} not found. Expected {expected} in {path.parent if path.suffix else path}; "
-                             f"get it from {origin}.")
+    return FileNotFoundError(f"{name}: {path} not found. Expected {expected} in "
+                             f"{path.parent if path.suffix else path}; get it from {origin}.")
 
 
 def _corrupt(name: str, path: Path, why: str) -> ValueError:
@@ -55,14 +59,15 @@ def _corrupt(name: str, path: Path, why: str) -> ValueError:
 
 def _not_a_file(name: str, path: Path) -> IsADirectoryError:
     expected, origin = _EXPECTED[name]
-    return IsADirectoryError(f"{name}: {path} is a directory, not a file. Expected {expected} there (a file, not a "
-                             f"folder: was an archive unpacked one level too deep?); get it from {origin}.")
+    return IsADirectoryError(f"{name}: {path} is a directory, not a file. Expected {expected} "
+                             f"there (a file, not a folder: was an archive unpacked one level too "
+                             f"deep?); get it from {origin}.")
 
 
 def _not_a_folder(name: str, path: Path) -> NotADirectoryError:
     expected, origin = _EXPECTED[name]
-    return NotADirectoryError(f"{name}: {path} is a file, not a folder. Expected a folder holding {expected} "
-                              f"(`root` names the folder); get it from {origin}.")
+    return NotADirectoryError(f"{name}: {path} is a file, not a folder. Expected a folder holding "
+                              f"{expected} (`root` names the folder); get it from {origin}.")
 
 
 def _check_folder(name: str, folder: Path) -> None:
@@ -75,7 +80,8 @@ def _check_folder(name: str, folder: Path) -> None:
 
 
 def _require(name: str, path: Path) -> Path:
-    "`path` if it is a file; otherwise an error that says what is there instead (a folder, a file above, nothing)."
+    """`path` if it is a file; otherwise an error that says what is there instead (a folder, a file
+    above, nothing)."""
     if path.is_file():
         return path
     if path.is_dir():
@@ -83,29 +89,34 @@ def _require(name: str, path: Path) -> Path:
     _check_folder(name, path.parent)
     raise _missing(name, path)
 
-
+# %% ../nbs/10b_datasets_official.ipynb #o004b
 def _grid(labels: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     "Class indices `(N, k)` and sorted distinct values per column of a label matrix `(N, k)`."
     pairs = [np.unique(labels[:, j], return_inverse=True) for j in range(labels.shape[1])]
     return np.stack([inv.reshape(-1) for _, inv in pairs], 1), [vals for vals, _ in pairs]
 
 
-def _grid_order(name: str, path: Path, classes: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
-    "Rows `(prod(sizes), m)` of a file ordered by official flat index (then by `tiebreak`); checks the grid is full."
+def _grid_order(name: str, path: Path, classes: np.ndarray,
+                tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Rows `(prod(sizes), m)` of a file ordered by official flat index (then by `tiebreak`); checks
+    the grid is full."""
     sizes = tuple(int(s) for s in classes.max(0) + 1)
     flat = np.ravel_multi_index(tuple(classes.T), sizes)
     counts = np.bincount(flat, minlength=math.prod(sizes))
     if counts.min() == 0 or counts.min() != counts.max():
         raise _corrupt(name, path, f"labels do not cover the factor grid {sizes} evenly "
-                                   f"({counts.min()} to {counts.max()} images per factor combination)")
-    order = np.lexsort((tiebreak, flat)) if tiebreak is not None else np.argsort(flat, kind="stable")
+                                   f"({counts.min()} to {counts.max()} images per factor "
+                                   "combination)")
+    order = (np.lexsort((tiebreak, flat)) if tiebreak is not None
+             else np.argsort(flat, kind="stable"))
     return order.reshape(len(counts), -1)
 
 
 def _check_sizes(name: str, path: Path, sizes: Sequence[int], strict: bool) -> None:
     sizes = tuple(int(s) for s in sizes)
     if strict and sizes != OFFICIAL_SIZES[name]:
-        raise _corrupt(name, path, f"factor sizes {sizes} instead of the official {OFFICIAL_SIZES[name]}; "
+        raise _corrupt(name, path, f"factor sizes {sizes} instead of the official "
+                                   f"{OFFICIAL_SIZES[name]}; "
                                    "pass strict=False to read a reduced grid")
 
 
@@ -116,10 +127,11 @@ def _resize_uint8(x: np.ndarray, chunk: int = 2048) -> np.ndarray:
     out = np.empty((*x.shape[:2], RESOLUTION, RESOLUTION), np.uint8)
     for s in range(0, len(x), chunk):
         t = torch.from_numpy(np.ascontiguousarray(x[s:s + chunk])).to(torch.float32)
-        out[s:s + chunk] = F.interpolate(t, size=(RESOLUTION, RESOLUTION), mode="area").round_().to(torch.uint8).numpy()
+        out[s:s + chunk] = (F.interpolate(t, size=(RESOLUTION, RESOLUTION), mode="area").round_()
+                            .to(torch.uint8).numpy())
     return out
 
-
+# %% ../nbs/10b_datasets_official.ipynb #o004d
 def _fetch_table(table: np.ndarray, flat: np.ndarray, nuisance: np.ndarray) -> np.ndarray:
     "Images from a uint8 table `(combinations, nuisance, C, 64, 64)`."
     return table[flat, nuisance]
@@ -127,33 +139,40 @@ def _fetch_table(table: np.ndarray, flat: np.ndarray, nuisance: np.ndarray) -> n
 
 def _fetch_packed(packed: np.ndarray, flat: np.ndarray, nuisance: np.ndarray) -> np.ndarray:
     "Binary images from bit-packed rows `(combinations, 512)`, as 0/255 uint8 `(n, 1, 64, 64)`."
-    return np.unpackbits(packed[flat], axis=1, count=RESOLUTION * RESOLUTION).reshape(-1, 1, RESOLUTION, RESOLUTION) * np.uint8(255)
+    return (np.unpackbits(packed[flat], axis=1, count=RESOLUTION * RESOLUTION)
+            .reshape(-1, 1, RESOLUTION, RESOLUTION) * np.uint8(255))
 
 
-def _fetch_h5(store: "_H5Images", order: np.ndarray, flat: np.ndarray, nuisance: np.ndarray) -> np.ndarray:
+def _fetch_h5(store: "_H5Images", order: np.ndarray, flat: np.ndarray,
+              nuisance: np.ndarray) -> np.ndarray:
     return store.rows(order[flat]).transpose(0, 3, 1, 2)
 
 
 class OfficialDataset(FactorDataset):
-    "A dataset read from official files; `fetch(flat_index, nuisance)` returns uint8 images `(n, C, 64, 64)`."
+    """A dataset read from official files; `fetch(flat_index, nuisance)` returns uint8 images
+    `(n, C, 64, 64)`."""
 
     def __init__(self, name: str, factor_names, factor_values, n_channels: int,
-                 fetch: Callable[[np.ndarray, np.ndarray], np.ndarray], nuisance_size: int = 1, path: Path | None = None):
+                 fetch: Callable[[np.ndarray, np.ndarray], np.ndarray], nuisance_size: int = 1,
+                 path: Path | None = None):
         super().__init__(name, "official", factor_names, factor_values, n_channels, nuisance_size)
         self._fetch, self.path = fetch, path
 
     def _render(self, f: np.ndarray, nuisance: np.ndarray) -> torch.Tensor:
-        return _uint8_to_float(self._fetch(np.ravel_multi_index(tuple(f.T), self.factor_sizes), nuisance))
+        return _uint8_to_float(self._fetch(np.ravel_multi_index(tuple(f.T), self.factor_sizes),
+                                           nuisance))
 
 # %% ../nbs/10b_datasets_official.ipynb #o006
 def _npz_packed_images(path: Path, key: str, chunk: int = 4096) -> np.ndarray:
     "Stream `key` (N x H x W) out of an .npz and return it bit-packed, `(N, H*W/8)` uint8."
     with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fh:
         version = np.lib.format.read_magic(fh)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
         shape, fortran, dtype = read_header(fh)
         if fortran or len(shape) != 3 or dtype.kind not in "ub":
-            raise ValueError(f"{key} has shape {shape}, dtype {dtype}, fortran={fortran}; expected C-ordered (N, 64, 64) uint8")
+            raise ValueError(f"{key} has shape {shape}, dtype {dtype}, fortran={fortran}; "
+                             "expected C-ordered (N, 64, 64) uint8")
         pixels = shape[1] * shape[2]
         packed = np.empty((shape[0], (pixels + 7) // 8), np.uint8)
         for s in range(0, shape[0], chunk):
@@ -161,32 +180,40 @@ def _npz_packed_images(path: Path, key: str, chunk: int = 4096) -> np.ndarray:
             buf = fh.read(rows * pixels * dtype.itemsize)
             if len(buf) != rows * pixels * dtype.itemsize:
                 raise ValueError(f"{key} is truncated after {s} images")
-            packed[s:s + rows] = np.packbits(np.frombuffer(buf, dtype).reshape(rows, pixels) != 0, axis=1)
+            packed[s:s + rows] = np.packbits(np.frombuffer(buf, dtype).reshape(rows, pixels) != 0,
+                                             axis=1)
     return packed, shape
 
 
 def load_dsprites_official(root: str | Path | None = None, strict: bool = True) -> OfficialDataset:
     "dSprites from `root/dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`."
-    path = _require("dsprites", Path(root if root is not None else DATA_ROOT / "dsprites") / DSPRITES_FILE)
-    if not zipfile.is_zipfile(path):  # np.load would try it as a pickle and suggest allow_pickle: never do that
+    path = _require("dsprites",
+                    Path(root if root is not None else DATA_ROOT / "dsprites") / DSPRITES_FILE)
+    # np.load would try it as a pickle and suggest allow_pickle: never do that
+    if not zipfile.is_zipfile(path):
         raise _corrupt("dsprites", path, "not a zip archive, which every .npz file is")
     try:
         with np.load(path, allow_pickle=False) as z:
             latent_classes, latent_values = z["latents_classes"], z["latents_values"]
         packed, shape = _npz_packed_images(path, "imgs")
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        # an object array inside the zip makes numpy suggest allow_pickle=True, an unsafe fix: say what it is instead
-        why = "it holds Python objects, not numeric arrays" if "pickle" in str(e) else f"{type(e).__name__}: {e}"
+        # an object array inside the zip makes numpy suggest allow_pickle=True, an unsafe fix: say
+        # what it is instead
+        why = ("it holds Python objects, not numeric arrays" if "pickle" in str(e)
+               else f"{type(e).__name__}: {e}")
         raise _corrupt("dsprites", path, why) from e
     n = len(packed)
     if latent_classes.shape != (n, 6) or latent_values.shape != (n, 6) or shape[1:] != (64, 64):
-        raise _corrupt("dsprites", path, f"imgs {shape}, latents_classes {latent_classes.shape}, latents_values "
-                                         f"{latent_values.shape}; expected (N, 64, 64), (N, 6), (N, 6)")
+        raise _corrupt("dsprites", path, f"imgs {shape}, latents_classes {latent_classes.shape}, "
+                                         f"latents_values {latent_values.shape}; "
+                                         "expected (N, 64, 64), (N, 6), (N, 6)")
     classes, _ = _grid(latent_classes[:, 1:])  # drop the constant color factor
     order = _grid_order("dsprites", path, classes)[:, 0]
     sizes = classes.max(0) + 1
     _check_sizes("dsprites", path, sizes, strict)
-    values = [latent_values[order[np.ravel_multi_index(tuple(np.where(np.arange(5)[:, None] == j, np.arange(s)[None], 0)), sizes)], j + 1]
+    values = [latent_values[order[np.ravel_multi_index(tuple(np.where(np.arange(5)[:, None] == j,
+                                                                      np.arange(s)[None], 0)),
+                                                       sizes)], j + 1]
               for j, s in enumerate(sizes)]
     if not np.array_equal(order, np.arange(n)):
         packed = packed[order]
@@ -214,7 +241,8 @@ class _H5Images:
 def load_shapes3d_official(root: str | Path | None = None, strict: bool = True) -> OfficialDataset:
     "Shapes3D from `root/3dshapes.h5`, read on demand."
     import h5py
-    path = _require("shapes3d", Path(root if root is not None else DATA_ROOT / "shapes3d") / SHAPES3D_FILE)
+    path = _require("shapes3d",
+                    Path(root if root is not None else DATA_ROOT / "shapes3d") / SHAPES3D_FILE)
     if not h5py.is_hdf5(path):
         raise _corrupt("shapes3d", path, "not an HDF5 file")
     try:
@@ -222,7 +250,8 @@ def load_shapes3d_official(root: str | Path | None = None, strict: bool = True) 
             images, labels = fh["images"], fh["labels"][()]
             shape, dtype = images.shape, images.dtype
             if len(shape) == 4 and shape[0] > 0:
-                images[0], images[shape[0] - 1]  # a truncated file fails here, not in the middle of training
+                # a truncated file fails here, not in the middle of training
+                images[0], images[shape[0] - 1]
     except (OSError, KeyError, ValueError) as e:
         raise _corrupt("shapes3d", path, f"{type(e).__name__}: {e}") from e
     if shape[1:] != (64, 64, 3) or dtype != np.uint8 or labels.shape != (shape[0], 6):
@@ -231,12 +260,15 @@ def load_shapes3d_official(root: str | Path | None = None, strict: bool = True) 
     classes, values = _grid(labels)
     order = _grid_order("shapes3d", path, classes)[:, 0]
     _check_sizes("shapes3d", path, [len(v) for v in values], strict)
-    return OfficialDataset("shapes3d", ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"),
-                           values, 3, functools.partial(_fetch_h5, _H5Images(path, "images"), order), path=path)
+    return OfficialDataset("shapes3d",
+                           ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"),
+                           values, 3,
+                           functools.partial(_fetch_h5, _H5Images(path, "images"), order),
+                           path=path)
 
 # %% ../nbs/10b_datasets_official.ipynb #o010
-_NORB_TYPES = {0x1E3D4C55: np.uint8, 0x1E3D4C54: np.int32, 0x1E3D4C51: np.float32, 0x1E3D4C53: np.float64,
-               0x1E3D4C56: np.int16}
+_NORB_TYPES = {0x1E3D4C55: np.uint8, 0x1E3D4C54: np.int32, 0x1E3D4C51: np.float32,
+               0x1E3D4C53: np.float64, 0x1E3D4C56: np.int16}
 
 
 def read_norb_matrix(path: str | Path, mmap: bool = False) -> np.ndarray:
@@ -254,7 +286,8 @@ def read_norb_matrix(path: str | Path, mmap: bool = False) -> np.ndarray:
         raise ValueError(f"{path}: truncated header")
     expected = offset + math.prod(dims) * dtype.itemsize
     if path.stat().st_size != expected:
-        raise ValueError(f"{path}: {path.stat().st_size} bytes, expected {expected} for shape {dims} {dtype}")
+        raise ValueError(f"{path}: {path.stat().st_size} bytes, expected {expected} "
+                         f"for shape {dims} {dtype}")
     if mmap:
         return np.memmap(path, dtype, "r", offset=offset, shape=dims)
     return np.fromfile(path, dtype, offset=offset).reshape(dims)
@@ -265,7 +298,8 @@ def load_smallnorb_official(root: str | Path | None = None, strict: bool = True)
     root = Path(root if root is not None else DATA_ROOT / "smallnorb")
     images, labels, instances = [], [], []
     for prefix in SMALLNORB_PREFIXES:
-        paths = [_require("smallnorb", root / f"{prefix}-{part}.mat") for part in ("dat", "cat", "info")]
+        paths = [_require("smallnorb", root / f"{prefix}-{part}.mat")
+                 for part in ("dat", "cat", "info")]
         arrays = []
         for path in paths:
             try:
@@ -275,19 +309,22 @@ def load_smallnorb_official(root: str | Path | None = None, strict: bool = True)
         dat, cat, info = arrays
         n = len(dat)
         if dat.ndim != 4 or dat.shape[1] != 2 or cat.shape != (n,) or info.shape != (n, 4):
-            raise _corrupt("smallnorb", paths[0], f"dat {dat.shape}, cat {cat.shape}, info {info.shape}; "
+            raise _corrupt("smallnorb", paths[0], f"dat {dat.shape}, cat {cat.shape}, "
+                                                  f"info {info.shape}; "
                                                   "expected (N, 2, 96, 96), (N,), (N, 4)")
         images.append(_resize_uint8(dat[:, :1]))  # camera 0 only
         labels.append(np.column_stack([cat, info[:, 1:]]))
         instances.append(info[:, 0])
-    images, labels, instances = np.concatenate(images), np.concatenate(labels), np.concatenate(instances)
+    images, labels, instances = (np.concatenate(images), np.concatenate(labels),
+                                 np.concatenate(instances))
     classes, values = _grid(labels)
     order = _grid_order("smallnorb", root, classes, tiebreak=instances)
     _check_sizes("smallnorb", root, [len(v) for v in values], strict)
     table = images[order]  # (combinations, instances, 1, 64, 64)
     values = [values[0], 30.0 + 5.0 * values[1], 10.0 * values[2], values[3]]  # to degrees
     return OfficialDataset("smallnorb", ("category", "elevation", "azimuth", "lighting"), values, 1,
-                           functools.partial(_fetch_table, table), nuisance_size=order.shape[1], path=root)
+                           functools.partial(_fetch_table, table), nuisance_size=order.shape[1],
+                           path=root)
 
 # %% ../nbs/10b_datasets_official.ipynb #o012
 def load_cars3d_official(root: str | Path | None = None, strict: bool = True) -> OfficialDataset:
@@ -303,17 +340,22 @@ def load_cars3d_official(root: str | Path | None = None, strict: bool = True) ->
         _require("cars3d", path)  # a folder named *.mat is an error of its own, not a corrupt file
         try:
             im = loadmat(path, variable_names=["im"])["im"]
-        except Exception as e:  # scipy raises assorted types (MatReadError, ValueError, TypeError, OSError) for bad files
+        # scipy raises assorted types (MatReadError, ValueError, TypeError, OSError) for bad files
+        except Exception as e:
             raise _corrupt("cars3d", path, f"{type(e).__name__}: {e}") from e
-        if im.ndim != 5 or im.shape[2] != 3 or im.dtype != np.uint8 or (strict and im.shape != (128, 128, 3, 24, 4)):
-            raise _corrupt("cars3d", path, f"'im' is {im.shape} {im.dtype}; expected (128, 128, 3, 24, 4) uint8")
+        if (im.ndim != 5 or im.shape[2] != 3 or im.dtype != np.uint8
+                or (strict and im.shape != (128, 128, 3, 24, 4))):
+            raise _corrupt("cars3d", path, f"'im' is {im.shape} {im.dtype}; "
+                                           "expected (128, 128, 3, 24, 4) uint8")
         if cars and im.shape[3:] != cars[0].shape[:2][::-1]:
             raise _corrupt("cars3d", path, f"'im' is {im.shape}, unlike the first file's views")
         views = im.transpose(4, 3, 2, 0, 1)  # (elevation, azimuth, RGB, H, W)
-        cars.append(_resize_uint8(views.reshape(-1, *views.shape[2:])).reshape(*views.shape[:3], RESOLUTION, RESOLUTION))
+        cars.append(_resize_uint8(views.reshape(-1, *views.shape[2:]))
+                    .reshape(*views.shape[:3], RESOLUTION, RESOLUTION))
     table = np.stack(cars, axis=2)  # (elevation, azimuth, car, 3, 64, 64): official row-major order
     sizes = table.shape[:3]
     _check_sizes("cars3d", root, sizes, strict)
     table = table.reshape(-1, 1, 3, RESOLUTION, RESOLUTION)  # one "instance" per combination
-    return OfficialDataset("cars3d", ("elevation", "azimuth", "car"), [np.arange(float(s)) for s in sizes], 3,
+    return OfficialDataset("cars3d", ("elevation", "azimuth", "car"),
+                           [np.arange(float(s)) for s in sizes], 3,
                            functools.partial(_fetch_table, table), path=root)

@@ -27,9 +27,12 @@ __all__ = ['DSPRITES_SHAPES', 'DSPRITES_SCALES', 'DSPRITES_ORIENTATIONS', 'DSPRI
 DSPRITES_SHAPES = ("square", "ellipse", "heart")
 _DSPRITE_PATCH, _DSPRITE_RADIUS, _DSPRITE_SS = 32, 15.0, 4
 
-# heart = square of side 1 rotated by 45° ∪ two disks (radius ½) on its upper sides, centred and scaled into the unit disk
-_H_SHIFT = (math.sqrt(0.125) + 0.5 - math.sqrt(0.5)) / 2  # (lobe top + bottom tip) / 2: the bounding-box centre
-_H_SCALE = math.hypot(math.sqrt(0.125), math.sqrt(0.125) - _H_SHIFT) + 0.5  # farthest point from the centre
+# heart = square of side 1 rotated by 45° ∪ two disks (radius ½) on its upper sides, centred and
+# scaled into the unit disk
+# (lobe top + bottom tip) / 2: the bounding-box centre
+_H_SHIFT = (math.sqrt(0.125) + 0.5 - math.sqrt(0.5)) / 2
+# farthest point from the centre
+_H_SCALE = math.hypot(math.sqrt(0.125), math.sqrt(0.125) - _H_SHIFT) + 0.5
 
 
 def _inside_shape(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -46,20 +49,24 @@ def _inside_shape(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def _dsprite_coverage() -> np.ndarray:
-    "Fraction of each pixel covered by the sprite, `(720, 32, 32)` over flat (shape, scale, orientation) ids."
-    k = (np.arange(_DSPRITE_PATCH * _DSPRITE_SS) + 0.5) / _DSPRITE_SS - _DSPRITE_PATCH / 2  # sample offsets, px
+    """Fraction of each pixel covered by the sprite, `(720, 32, 32)` over flat (shape, scale,
+    orientation) ids."""
+    # sample offsets, px
+    k = (np.arange(_DSPRITE_PATCH * _DSPRITE_SS) + 0.5) / _DSPRITE_SS - _DSPRITE_PATCH / 2
     x, y = np.meshgrid(k, -k)  # y up, rows top to bottom
     out = np.empty((720, _DSPRITE_PATCH, _DSPRITE_PATCH))
     for n, (sh, sc, o) in enumerate(np.ndindex(3, 6, 40)):
-        theta = np.mod(DSPRITES_ORIENTATIONS[o], 2 * np.pi)  # 2π -> exactly 0, so the pair renders identically
+        # 2π -> exactly 0, so the pair renders identically
+        theta = np.mod(DSPRITES_ORIENTATIONS[o], 2 * np.pi)
         r = _DSPRITE_RADIUS * DSPRITES_SCALES[sc]
         u = (np.cos(theta) * x + np.sin(theta) * y) / r  # rotate the sample points by -theta
         v = (-np.sin(theta) * x + np.cos(theta) * y) / r
-        inside = _inside_shape(sh, u, v).reshape(_DSPRITE_PATCH, _DSPRITE_SS, _DSPRITE_PATCH, _DSPRITE_SS)
+        inside = _inside_shape(sh, u, v).reshape(_DSPRITE_PATCH, _DSPRITE_SS,
+                                                 _DSPRITE_PATCH, _DSPRITE_SS)
         out[n] = inside.mean(axis=(1, 3))
     return out
 
-
+# %% ../nbs/10a_datasets_procedural.ipynb #p006b
 def _translation_key(mask: np.ndarray) -> tuple:
     "Equal keys <=> the masks are translates of each other."
     r, c = np.nonzero(mask)
@@ -69,11 +76,13 @@ def _translation_key(mask: np.ndarray) -> tuple:
 
 @functools.cache
 def _dsprite_patches() -> np.ndarray:
-    """Binary patches `(720, 32, 32)`: coverage >= 1/2, then made pairwise distinct up to translation.
+    """Binary patches `(720, 32, 32)`: coverage >= 1/2, then made pairwise distinct up to
+    translation.
 
-    At small scales, orientations 2π/39 apart (after the square's and ellipse's symmetries) can rasterise to the same
-    pixels. Such a collision is broken by rounding the most ambiguous pixel (coverage nearest 1/2) of the later
-    orientation the other way: the smallest change that makes the pictures distinct. Orientation 2π copies 0."""
+    At small scales, orientations 2π/39 apart (after the square's and ellipse's symmetries) can
+    rasterise to the same pixels. Such a collision is broken by rounding the most ambiguous pixel
+    (coverage nearest 1/2) of the later orientation the other way: the smallest change that makes
+    the pictures distinct. Orientation 2π copies 0."""
     cov = _dsprite_coverage()
     masks = cov >= 0.5
     ambiguity = np.abs(cov - 0.5).reshape(720, -1)
@@ -92,21 +101,23 @@ def _dsprite_patches() -> np.ndarray:
     masks[39::40] = masks[0::40]
     return masks.astype(np.uint8)
 
-
+# %% ../nbs/10a_datasets_procedural.ipynb #p006d
 DSPRITES_SCALES = np.linspace(0.5, 1.0, 6)
 DSPRITES_ORIENTATIONS = np.linspace(0.0, 2 * np.pi, 40)
 DSPRITES_POSITIONS = np.linspace(0.0, 1.0, 32)
 
 
 class DSprites(ProceduralDataset):
-    "Procedural dSprites: exact grid and ordering; a binary sprite translated over a black 64x64 canvas."
+    """Procedural dSprites: exact grid and ordering; a binary sprite translated over a black 64x64
+    canvas."""
 
     def __init__(self, cache_dir: str | Path | None = None):
         super().__init__("dsprites", ("shape", "scale", "orientation", "posX", "posY"),
-                         (np.arange(1.0, 4.0), DSPRITES_SCALES, DSPRITES_ORIENTATIONS, DSPRITES_POSITIONS,
-                          DSPRITES_POSITIONS),
-                         n_channels=1, table=_LazyTable(720, (_DSPRITE_PATCH, _DSPRITE_PATCH), np.uint8,
-                                                        lambda ids: _dsprite_patches()[ids], chunk=720),
+                         (np.arange(1.0, 4.0), DSPRITES_SCALES, DSPRITES_ORIENTATIONS,
+                          DSPRITES_POSITIONS, DSPRITES_POSITIONS),
+                         n_channels=1,
+                         table=_LazyTable(720, (_DSPRITE_PATCH, _DSPRITE_PATCH), np.uint8,
+                                          lambda ids: _dsprite_patches()[ids], chunk=720),
                          cache_dir=cache_dir)
 
     def _render(self, f: np.ndarray, nuisance: np.ndarray) -> torch.Tensor:
@@ -123,12 +134,15 @@ _INF = float("inf")
 
 
 def _prim(kind: str, center, half_sizes, rotation: np.ndarray | None = None) -> tuple:
-    "A primitive: unit `kind` scaled by `half_sizes` (x, y, z), rotated by `rotation`, moved to `center`."
+    """A primitive: unit `kind` scaled by `half_sizes` (x, y, z), rotated by `rotation`, moved to
+    `center`."""
     rot = np.eye(3) if rotation is None else np.asarray(rotation, float)
     half = np.asarray(half_sizes, float)
     a = np.diag(1.0 / half) @ rot.T  # world -> local linear map
-    radius = float(np.linalg.norm(half))  # bounding sphere of the unit cube, hence of every unit shape
-    return kind, torch.tensor(a, dtype=torch.float32), torch.tensor(center, dtype=torch.float32), radius
+    # bounding sphere of the unit cube, hence of every unit shape
+    radius = float(np.linalg.norm(half))
+    return (kind, torch.tensor(a, dtype=torch.float32), torch.tensor(center, dtype=torch.float32),
+            radius)
 
 
 def _rot_z(deg: float) -> np.ndarray:
@@ -145,7 +159,7 @@ def _rot_y(deg: float) -> np.ndarray:
     c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
     return np.array([[c, 0, s], [0, 1.0, 0], [-s, 0, c]])
 
-
+# %% ../nbs/10a_datasets_procedural.ipynb #p011b
 def _hit_sphere(o, d):
     a, b, c = (d * d).sum(-1), (o * d).sum(-1), (o * o).sum(-1) - 1
     disc = b * b - a * c
@@ -192,22 +206,26 @@ _HITS = {"sphere": _hit_sphere, "box": _hit_box, "tube": _hit_tube,
          "cylinder": lambda o, d: _hit_tube(o, d, capped=True)}
 
 
-def _near_sphere(center: torch.Tensor, radius: float, o: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+def _near_sphere(center: torch.Tensor, radius: float, o: torch.Tensor,
+                 d: torch.Tensor) -> torch.Tensor:
     "Do the lines (o, unit d) pass within `radius` of `center`? A cheap, conservative cull."
     oc = center - o
     tca = (oc * d).sum(-1)
     return (oc * oc).sum(-1) - tca * tca <= radius * radius
 
 
-def _cast(prims: Sequence[tuple], o: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Nearest hit of rays `(N, 3)` (unit directions) with a union of primitives: distance t `(N,)` (inf: miss),
-    unit normal `(N, 3)`, primitive id `(N,)` (-1: miss). Each primitive only sees the rays that pass near its
-    bounding sphere, which makes the cost scale with the pixels it covers rather than with the whole picture."""
+def _cast(prims: Sequence[tuple], o: torch.Tensor,
+          d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Nearest hit of rays `(N, 3)` (unit directions) with a union of primitives: distance t `(N,)`
+    (inf: miss), unit normal `(N, 3)`, primitive id `(N,)` (-1: miss). Each primitive only sees the
+    rays that pass near its bounding sphere, which makes the cost scale with the pixels it covers
+    rather than with the whole picture."""
     t_best = torch.full((len(o),), _INF)
     n_best = torch.zeros_like(o)
     id_best = torch.full((len(o),), -1, dtype=torch.long)
     centres = torch.stack([c for _, _, c, _ in prims])
-    scene_c = centres.mean(0)  # one sphere around the whole scene culls the background first
+    # one sphere around the whole scene culls the background first
+    scene_c = centres.mean(0)
     scene_r = max(float((c - scene_c).norm()) + r for _, _, c, r in prims)
     near = _near_sphere(scene_c, scene_r, o, d).nonzero()[:, 0]
     o_near, d_near = o[near], d[near]
@@ -222,11 +240,13 @@ def _cast(prims: Sequence[tuple], o: torch.Tensor, d: torch.Tensor) -> tuple[tor
         t_best[rows], n_best[rows], id_best[rows] = t, n_local @ a, i
     return t_best, F.normalize(n_best, dim=-1), id_best
 
-
+# %% ../nbs/10a_datasets_procedural.ipynb #p011d
 def _camera_rays(eyes: torch.Tensor, target: torch.Tensor, fov_deg: float, ss: int = 2):
-    "Rays of pinhole cameras at `eyes (V, 3)` looking at `target (3,)`, z up: origins and directions `(V*P, 3)`."
+    """Rays of pinhole cameras at `eyes (V, 3)` looking at `target (3,)`, z up: origins and
+    directions `(V*P, 3)`."""
     fwd = F.normalize(target - eyes, dim=-1)
-    right = F.normalize(torch.cross(fwd, torch.tensor([0.0, 0.0, 1.0]).expand_as(fwd), dim=-1), dim=-1)
+    right = F.normalize(torch.cross(fwd, torch.tensor([0.0, 0.0, 1.0]).expand_as(fwd), dim=-1),
+                        dim=-1)
     up = torch.cross(right, fwd, dim=-1)
     m = RESOLUTION * ss
     k = ((torch.arange(m) + 0.5) / m * 2 - 1) * math.tan(math.radians(fov_deg) / 2)
@@ -244,14 +264,18 @@ def _downsample(values: torch.Tensor, n_views: int, ss: int = 2) -> torch.Tensor
 
 
 def _orbit(elevation_deg, azimuth_deg, distance: float, target) -> torch.Tensor:
-    "Camera positions `(V, 3)` on a sphere around `target` (azimuth measured from +x, counter-clockwise)."
-    el, az = np.radians(np.asarray(elevation_deg, float)), np.radians(np.asarray(azimuth_deg, float))
-    pos = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], -1) * distance + np.asarray(target)
+    """Camera positions `(V, 3)` on a sphere around `target` (azimuth measured from +x,
+    counter-clockwise)."""
+    el, az = (np.radians(np.asarray(elevation_deg, float)),
+              np.radians(np.asarray(azimuth_deg, float)))
+    pos = (np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], -1) * distance
+           + np.asarray(target))
     return torch.tensor(pos, dtype=torch.float32).reshape(-1, 3)
 
 # %% ../nbs/10a_datasets_procedural.ipynb #p014
 SHAPES3D_SHAPES = ("cube", "cylinder", "sphere", "capsule")
-_ROOM = dict(wall=3.0, wall_height=2.6, target=(0.0, 0.0, 0.6), distance=5.6, elevation=22.0, fov=50.0)
+_ROOM = dict(wall=3.0, wall_height=2.6, target=(0.0, 0.0, 0.6), distance=5.6, elevation=22.0,
+             fov=50.0)
 _SUN = F.normalize(torch.tensor([0.35, -0.45, 1.0]), dim=0)  # direction towards the light
 _SKY_RGB = np.array([0.75, 0.87, 1.0], np.float32)
 
@@ -259,7 +283,8 @@ _SKY_RGB = np.array([0.75, 0.87, 1.0], np.float32)
 def _hue_rgb(h: np.ndarray) -> np.ndarray:
     "Fully saturated colours (HSV s = v = 1) of hues in [0, 1): `(n, 3)` float32."
     h = np.asarray(h, float)[:, None] * 6
-    rgb = np.clip(np.abs(h - np.array([3.0, 2.0, 4.0])) * np.array([1, -1, -1]) + np.array([-1, 2, 2]), 0, 1)
+    rgb = np.clip(np.abs(h - np.array([3.0, 2.0, 4.0])) * np.array([1, -1, -1])
+                  + np.array([-1, 2, 2]), 0, 1)
     return rgb.astype(np.float32)
 
 
@@ -280,27 +305,30 @@ def _shapes3d_object(shape: int, scale: float) -> list[tuple]:
 def _shadowed(obj: list[tuple], p: torch.Tensor) -> torch.Tensor:
     return _cast(obj, p + _EPS * 10 * _SUN, _SUN.expand_as(p))[0].isfinite()
 
-
+# %% ../nbs/10a_datasets_procedural.ipynb #p014b
 def _shapes3d_weights(ids: np.ndarray) -> np.ndarray:
     "Shaded coverage tables `(len(ids), 4, 4096)` float16 for flat (scale, shape, orientation) ids."
     out = np.empty((len(ids), 4, RESOLUTION * RESOLUTION), np.float16)
     sc, sh, ori = np.unravel_index(ids, (8, 4, 15))
     for key in sorted(set(zip(sc.tolist(), sh.tolist()))):
         rows = np.flatnonzero((sc == key[0]) & (sh == key[1]))
-        out[rows] = _shapes3d_scene(key[1], SHAPES3D_SCALES[key[0]], SHAPES3D_ORIENTATIONS[ori[rows]])
+        out[rows] = _shapes3d_scene(key[1], SHAPES3D_SCALES[key[0]],
+                                    SHAPES3D_ORIENTATIONS[ori[rows]])
     return out
 
 
 def _shapes3d_scene(shape: int, scale: float, orientations: np.ndarray) -> np.ndarray:
     w, hgt = _ROOM["wall"], _ROOM["wall_height"]
     target = torch.tensor(_ROOM["target"])
-    eyes = _orbit(np.full(len(orientations), _ROOM["elevation"]), 45.0 + orientations, _ROOM["distance"], target)
+    eyes = _orbit(np.full(len(orientations), _ROOM["elevation"]), 45.0 + orientations,
+                  _ROOM["distance"], target)
     o, d, _ = _camera_rays(eyes, target, _ROOM["fov"])
     obj = _shapes3d_object(shape, scale)
     t_obj, n_obj, _ = _cast(obj, o, d)
 
     def plane(axis: int, at: float, valid) -> torch.Tensor:
-        t = (at - o[:, axis]) / torch.where(d[:, axis].abs() < 1e-9, torch.full_like(t_obj, 1e-9), d[:, axis])
+        t = (at - o[:, axis]) / torch.where(d[:, axis].abs() < 1e-9, torch.full_like(t_obj, 1e-9),
+                                            d[:, axis])
         p = o + t.clamp_min(0)[:, None] * d
         return torch.where((t > _EPS) & valid(p), t, _INF)
 
@@ -315,14 +343,16 @@ def _shapes3d_scene(shape: int, scale: float, orientations: np.ndarray) -> np.nd
     lit = ~_shadowed(obj, p)
     shade = torch.ones_like(t_min)
     shade = torch.where(src == 0, torch.where(lit, 1.0, 0.55), shade)
-    wall_tone = torch.where(t_wx <= t_wy, 0.88, 0.72)  # the two walls differ in tone, so the corner shows
+    # the two walls differ in tone, so the corner shows
+    wall_tone = torch.where(t_wx <= t_wy, 0.88, 0.72)
     shade = torch.where(src == 1, wall_tone * torch.where(lit, 1.0, 0.7), shade)
     lambert = (n_obj @ _SUN).clamp_min(0)
     shade = torch.where(src == 2, 0.35 + 0.65 * lambert, shade)
     weights = F.one_hot(src, 4).to(torch.float32) * shade[:, None]
-    return _downsample(weights, len(orientations)).reshape(len(orientations), 4, -1).numpy().astype(np.float16)
+    return (_downsample(weights, len(orientations)).reshape(len(orientations), 4, -1).numpy()
+            .astype(np.float16))
 
-
+# %% ../nbs/10a_datasets_procedural.ipynb #p014d
 SHAPES3D_HUES = np.arange(10) / 10
 SHAPES3D_SCALES = np.linspace(0.75, 1.25, 8)
 SHAPES3D_ORIENTATIONS = np.linspace(-30.0, 30.0, 15)
@@ -332,23 +362,28 @@ class Shapes3D(ProceduralDataset):
     "Procedural Shapes3D: exact grid and ordering; 480 ray-cast geometry tables coloured by lookup."
 
     def __init__(self, cache_dir: str | Path | None = None):
-        super().__init__("shapes3d", ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"),
-                         (SHAPES3D_HUES, SHAPES3D_HUES, SHAPES3D_HUES, SHAPES3D_SCALES, np.arange(4.0),
-                          SHAPES3D_ORIENTATIONS), n_channels=3,
-                         table=_LazyTable(480, (4, RESOLUTION * RESOLUTION), np.float16, _shapes3d_weights),
+        super().__init__("shapes3d",
+                         ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"),
+                         (SHAPES3D_HUES, SHAPES3D_HUES, SHAPES3D_HUES, SHAPES3D_SCALES,
+                          np.arange(4.0), SHAPES3D_ORIENTATIONS), n_channels=3,
+                         table=_LazyTable(480, (4, RESOLUTION * RESOLUTION), np.float16,
+                                          _shapes3d_weights),
                          cache_dir=cache_dir)
         self._palette = torch.from_numpy(_hue_rgb(SHAPES3D_HUES))  # (10, 3)
 
     def _render(self, f: np.ndarray, nuisance: np.ndarray) -> torch.Tensor:
-        w = torch.from_numpy(self._table.get(np.ravel_multi_index(tuple(f[:, 3:].T), (8, 4, 15)))).to(torch.float32)
+        w = torch.from_numpy(
+            self._table.get(np.ravel_multi_index(tuple(f[:, 3:].T), (8, 4, 15)))).to(torch.float32)
         hues = torch.from_numpy(f[:, :3])
         sky = torch.from_numpy(_SKY_RGB).expand(len(f), 3)
-        colours = torch.stack([self._palette[hues[:, 0]], self._palette[hues[:, 1]], self._palette[hues[:, 2]], sky], -1)
+        colours = torch.stack([self._palette[hues[:, 0]], self._palette[hues[:, 1]],
+                               self._palette[hues[:, 2]], sky], -1)
         return torch.bmm(colours, w).clamp_(0, 1).reshape(len(f), 3, RESOLUTION, RESOLUTION)
 
 # %% ../nbs/10a_datasets_procedural.ipynb #p017
 SMALLNORB_CATEGORIES = ("animal", "human", "airplane", "truck", "car")
-_NORB_LIGHTS = np.array([  # (right, up, towards-camera) in the camera frame, then ambient and intensity
+# (right, up, towards-camera) in the camera frame, then ambient and intensity
+_NORB_LIGHTS = np.array([
     [0.0, 0.6, 1.0, 0.30, 0.70], [-0.9, 0.5, 0.6, 0.25, 0.75], [0.9, 0.5, 0.6, 0.25, 0.75],
     [0.0, 1.0, 0.1, 0.20, 0.80], [-0.6, -0.2, 1.0, 0.35, 0.55], [0.6, 0.9, 0.3, 0.15, 0.95]])
 _NORB_BACKGROUND, _NORB_ALBEDO = 0.82, 0.9
@@ -359,12 +394,15 @@ def _norb_toy(category: int, instance: int) -> list[tuple]:
     g = np.random.default_rng([17, category, instance])
     u = lambda lo, hi: float(g.uniform(lo, hi))
     if category == 0:  # four-legged animal
-        bl, bw, bh, leg, hr = u(0.45, 0.65), u(0.16, 0.26), u(0.15, 0.24), u(0.18, 0.38), u(0.12, 0.2)
+        bl, bw, bh, leg, hr = (u(0.45, 0.65), u(0.16, 0.26), u(0.15, 0.24), u(0.18, 0.38),
+                               u(0.12, 0.2))
         z = leg + bh
         prims = [_prim("sphere", (0, 0, z), (bl, bw, bh)),
                  _prim("sphere", (bl + 0.6 * hr, 0, z + bh + 0.2 * hr), (1.3 * hr, hr, hr)),
-                 _prim("cylinder", (-bl - 0.15, 0, z + 0.05), (0.2, 0.035, 0.035), _rot_y(u(-60, -20)) @ _rot_z(90) @ _rot_x(90))]
-        prims += [_prim("cylinder", (sx * 0.6 * bl, sy * 0.55 * bw, leg / 2 + 0.05), (0.05, 0.05, leg / 2 + 0.05))
+                 _prim("cylinder", (-bl - 0.15, 0, z + 0.05), (0.2, 0.035, 0.035),
+                       _rot_y(u(-60, -20)) @ _rot_z(90) @ _rot_x(90))]
+        prims += [_prim("cylinder", (sx * 0.6 * bl, sy * 0.55 * bw, leg / 2 + 0.05),
+                        (0.05, 0.05, leg / 2 + 0.05))
                   for sx in (-1, 1) for sy in (-1, 1)]
         return prims
     if category == 1:  # human
@@ -372,11 +410,13 @@ def _norb_toy(category: int, instance: int) -> list[tuple]:
         prims = [_prim("cylinder", (0, s * 0.08, leg / 2), (0.06, 0.06, leg / 2)) for s in (-1, 1)]
         prims += [_prim("sphere", (0, 0, leg + torso / 2), (0.12, sw, torso / 2 + 0.04)),
                   _prim("sphere", (0, 0, leg + torso + 0.1), (0.1, 0.1, 0.11))]
-        prims += [_prim("cylinder", (0, s * (sw + 0.05), leg + torso - 0.17), (0.045, 0.045, 0.18), _rot_x(s * arm / 3) @ _rot_y(arm))
+        prims += [_prim("cylinder", (0, s * (sw + 0.05), leg + torso - 0.17), (0.045, 0.045, 0.18),
+                        _rot_x(s * arm / 3) @ _rot_y(arm))
                   for s in (-1, 1)]
         return prims
     if category == 2:  # airplane
-        fl, fr, span, sweep, chord = u(0.55, 0.75), u(0.07, 0.11), u(0.5, 0.8), u(-10, 35), u(0.1, 0.18)
+        fl, fr, span, sweep, chord = (u(0.55, 0.75), u(0.07, 0.11), u(0.5, 0.8), u(-10, 35),
+                                      u(0.1, 0.18))
         z = 0.35
         return [_prim("sphere", (0, 0, z), (fl, fr, fr)),
                 _prim("box", (0.05 * fl, span / 2, z), (chord, span / 2, 0.02), _rot_z(sweep)),
@@ -384,34 +424,40 @@ def _norb_toy(category: int, instance: int) -> list[tuple]:
                 _prim("box", (-0.85 * fl, 0, z + 0.14), (0.09, 0.015, 0.14), _rot_y(-20)),
                 _prim("box", (-0.85 * fl, 0, z + 0.02), (0.07, 0.25, 0.015))]
     if category == 3:  # truck
-        cl, bl, w, ch, bh, wr = u(0.12, 0.18), u(0.3, 0.45), u(0.16, 0.22), u(0.18, 0.26), u(0.2, 0.3), u(0.07, 0.1)
+        cl, bl, w, ch, bh, wr = (u(0.12, 0.18), u(0.3, 0.45), u(0.16, 0.22), u(0.18, 0.26),
+                                 u(0.2, 0.3), u(0.07, 0.1))
         front = (cl + bl) / 2
         prims = [_prim("box", (front - cl, 0, wr + ch / 2), (cl, w * 0.95, ch / 2 + 0.02)),
-                 _prim("box", (front - 2 * cl - bl - 0.03, 0, wr + bh / 2 + 0.03), (bl, w, bh / 2 + 0.03))]
+                 _prim("box", (front - 2 * cl - bl - 0.03, 0, wr + bh / 2 + 0.03),
+                       (bl, w, bh / 2 + 0.03))]
         wheel = lambda x, y: _prim("cylinder", (x, y, wr), (wr, wr, 0.05), _rot_x(90))
         xs = (front - cl, front - 2 * cl - 0.4 * bl, front - 2 * cl - 1.6 * bl)
         return prims + [wheel(x, s * w) for x in xs for s in (-1, 1)]
     # car
-    l, w, h, cab, off, wr = u(0.5, 0.7), u(0.22, 0.3), u(0.08, 0.13), u(0.45, 0.7), u(-0.2, 0.15), u(0.08, 0.11)
+    l, w, h, cab, off, wr = (u(0.5, 0.7), u(0.22, 0.3), u(0.08, 0.13), u(0.45, 0.7), u(-0.2, 0.15),
+                             u(0.08, 0.11))
     prims = [_prim("box", (0, 0, wr + h), (l, w, h)),
              _prim("sphere", (off * l, 0, wr + 2 * h), (cab * l, 0.9 * w, u(0.12, 0.2)))]
-    return prims + [_prim("cylinder", (sx * 0.65 * l, sy * w, wr), (wr, wr, 0.05), _rot_x(90)) for sx in (-1, 1) for sy in (-1, 1)]
+    return prims + [_prim("cylinder", (sx * 0.65 * l, sy * w, wr), (wr, wr, 0.05), _rot_x(90))
+                    for sx in (-1, 1) for sy in (-1, 1)]
 
-
+# %% ../nbs/10a_datasets_procedural.ipynb #p017b
 def _shade_views(prims: list[tuple], albedo: torch.Tensor, eyes: torch.Tensor, target, fov: float,
                  lights: np.ndarray, background: torch.Tensor) -> torch.Tensor:
     "Ray-cast views `(V, L, C, 64, 64)` of a primitive union under camera-fixed directional lights."
     o, d, (fwd, right, up) = _camera_rays(eyes, torch.tensor(target, dtype=torch.float32), fov)
     t, n, pid = _cast(prims, o, d)
     lt = torch.tensor(lights, dtype=torch.float32)
-    world = F.normalize(lt[None, :, 0:1] * right[:, None] + lt[None, :, 1:2] * up[:, None] - lt[None, :, 2:3] * fwd[:, None], dim=-1)
+    world = F.normalize(lt[None, :, 0:1] * right[:, None] + lt[None, :, 1:2] * up[:, None]
+                        - lt[None, :, 2:3] * fwd[:, None], dim=-1)
     v, p = len(eyes), len(o) // len(eyes)
     lambert = torch.bmm(n.reshape(v, p, 3), world.transpose(1, 2)).clamp_min_(0)  # (V, P, L)
     shade = lt[:, 3] + lt[:, 4] * lambert
     colour = albedo[pid.clamp_min(0)].reshape(v, p, 1, -1) * shade[..., None]  # (V, P, L, C)
     colour = torch.where(t.isfinite().reshape(v, p, 1, 1), colour, background)
     n_l, c = colour.shape[2:]
-    return _downsample(colour.reshape(v * p, n_l * c), v).reshape(v, n_l, c, RESOLUTION, RESOLUTION)
+    return _downsample(colour.reshape(v * p, n_l * c), v).reshape(v, n_l, c, RESOLUTION,
+                                                                  RESOLUTION)
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -425,24 +471,29 @@ def _norb_views(ids: np.ndarray) -> np.ndarray:
     for key in sorted(set(zip(cat.tolist(), inst.tolist()))):
         rows = np.flatnonzero((cat == key[0]) & (inst == key[1]))
         prims = _norb_toy(*key)
-        eyes = _orbit(SMALLNORB_ELEVATIONS[el[rows]], SMALLNORB_AZIMUTHS[az[rows]], 3.2, (0, 0, 0.35))
+        eyes = _orbit(SMALLNORB_ELEVATIONS[el[rows]], SMALLNORB_AZIMUTHS[az[rows]], 3.2,
+                      (0, 0, 0.35))
         albedo = torch.full((len(prims), 1), _NORB_ALBEDO)
-        views = _shade_views(prims, albedo, eyes, (0, 0, 0.35), 32.0, _NORB_LIGHTS, torch.tensor([_NORB_BACKGROUND]))
+        views = _shade_views(prims, albedo, eyes, (0, 0, 0.35), 32.0, _NORB_LIGHTS,
+                             torch.tensor([_NORB_BACKGROUND]))
         out[rows] = _to_uint8(views[:, :, 0])
     return out
 
-
+# %% ../nbs/10a_datasets_procedural.ipynb #p017d
 SMALLNORB_ELEVATIONS = np.arange(30.0, 71.0, 5.0)
 SMALLNORB_AZIMUTHS = np.arange(0.0, 341.0, 20.0)
 
 
 class SmallNORBLike(ProceduralDataset):
-    "SmallNORB-*like*: its factor structure (not its look) with primitive-built toys; instance is a nuisance."
+    """SmallNORB-*like*: its factor structure (not its look) with primitive-built toys; instance is
+    a nuisance."""
 
     def __init__(self, cache_dir: str | Path | None = None):
         super().__init__("smallnorb-like", ("category", "elevation", "azimuth", "lighting"),
-                         (np.arange(5.0), SMALLNORB_ELEVATIONS, SMALLNORB_AZIMUTHS, np.arange(6.0)), n_channels=1,
-                         nuisance_size=10, table=_LazyTable(5 * 10 * 9 * 18, (6, RESOLUTION, RESOLUTION), np.uint8, _norb_views),
+                         (np.arange(5.0), SMALLNORB_ELEVATIONS, SMALLNORB_AZIMUTHS, np.arange(6.0)),
+                         n_channels=1, nuisance_size=10,
+                         table=_LazyTable(5 * 10 * 9 * 18, (6, RESOLUTION, RESOLUTION), np.uint8,
+                                          _norb_views),
                          cache_dir=cache_dir)
 
     def _render(self, f: np.ndarray, nuisance: np.ndarray) -> torch.Tensor:
@@ -457,12 +508,14 @@ CARS3D_STYLES = ("sedan", "hatchback", "pickup", "van")
 def _car_params(car: int) -> dict:
     g = np.random.default_rng([23, car])
     style = int(g.integers(4))
-    hue, sat = g.uniform(0, 1), g.choice([0.0, 0.15, 0.8, 1.0])  # some cars are white, grey or black
+    # some cars are white, grey or black
+    hue, sat = g.uniform(0, 1), g.choice([0.0, 0.15, 0.8, 1.0])
     val = g.choice([0.15, 0.55, 0.9]) if sat == 0 else g.uniform(0.55, 0.95)
     rgb = (1 - sat + sat * _hue_rgb([hue])[0]) * val
-    return dict(style=style, length=g.uniform(0.8, 1.05), width=g.uniform(0.34, 0.44), height=g.uniform(0.12, 0.2),
-                wheel=g.uniform(0.1, 0.14), base=g.uniform(0.55, 0.72), cabin_h=g.uniform(0.13, 0.22),
-                cabin_l=g.uniform(0.35, 0.55), nose=g.uniform(0.5, 1.0), colour=rgb.astype(np.float32))
+    return dict(style=style, length=g.uniform(0.8, 1.05), width=g.uniform(0.34, 0.44),
+                height=g.uniform(0.12, 0.2), wheel=g.uniform(0.1, 0.14), base=g.uniform(0.55, 0.72),
+                cabin_h=g.uniform(0.13, 0.22), cabin_l=g.uniform(0.35, 0.55),
+                nose=g.uniform(0.5, 1.0), colour=rgb.astype(np.float32))
 
 
 def _car(car: int) -> tuple[list[tuple], torch.Tensor]:
@@ -472,7 +525,8 @@ def _car(car: int) -> tuple[list[tuple], torch.Tensor]:
     z = r + h * 0.7  # body centre height
     cab_l = p["cabin_l"] * (1.6 if p["style"] == 3 else 1.0)
     cab_x = {0: 0.0, 1: -0.25, 2: 0.3, 3: -0.1}[p["style"]] * l
-    glass, roof_h = np.array([0.12, 0.14, 0.18], np.float32), p["cabin_h"] * (1.4 if p["style"] == 3 else 1.0)
+    glass, roof_h = (np.array([0.12, 0.14, 0.18], np.float32),
+                     p["cabin_h"] * (1.4 if p["style"] == 3 else 1.0))
     prims = [_prim("box", (0, 0, z), (l, w, h)),
              _prim("sphere", (l * 0.9, 0, z + 0.2 * h), (0.25 * l * p["nose"], w * 0.98, h * 0.9)),
              _prim("box", (cab_x, 0, z + h + roof_h / 2), (cab_l * l, w * 0.85, roof_h / 2)),
@@ -480,7 +534,8 @@ def _car(car: int) -> tuple[list[tuple], torch.Tensor]:
     colours = [p["colour"], p["colour"], glass, p["colour"]]
     for sx in (-1, 1):
         for sy in (-1, 1):
-            prims.append(_prim("cylinder", (sx * p["base"] * l, sy * w, r), (r, r, 0.06), _rot_x(90)))
+            prims.append(_prim("cylinder", (sx * p["base"] * l, sy * w, r), (r, r, 0.06),
+                               _rot_x(90)))
             colours.append(np.array([0.08, 0.08, 0.08], np.float32))
     return prims, torch.tensor(np.stack(colours))
 
@@ -493,8 +548,8 @@ def _car_views(ids: np.ndarray) -> np.ndarray:
         rows = np.flatnonzero(car == c)
         prims, albedo = _car(c)
         eyes = _orbit(CARS3D_ELEVATIONS[el[rows]], CARS3D_AZIMUTHS[az[rows]], 3.0, (0, 0, 0.25))
-        views = _shade_views(prims, albedo, eyes, (0, 0, 0.25), 36.0, np.array([[0.5, 0.8, 1.0, 0.4, 0.6]]),
-                             torch.ones(3))
+        views = _shade_views(prims, albedo, eyes, (0, 0, 0.25), 36.0,
+                             np.array([[0.5, 0.8, 1.0, 0.4, 0.6]]), torch.ones(3))
         out[rows] = _to_uint8(views[:, 0])
     return out
 
@@ -509,8 +564,10 @@ class Cars3DLike(ProceduralDataset):
     def __init__(self, cache_dir: str | Path | None = None):
         super().__init__("cars3d-like", ("elevation", "azimuth", "car"),
                          (CARS3D_ELEVATIONS, CARS3D_AZIMUTHS, np.arange(183.0)), n_channels=3,
-                         table=_LazyTable(183 * 4 * 24, (3, RESOLUTION, RESOLUTION), np.uint8, _car_views),
+                         table=_LazyTable(183 * 4 * 24, (3, RESOLUTION, RESOLUTION), np.uint8,
+                                          _car_views),
                          cache_dir=cache_dir)
 
     def _render(self, f: np.ndarray, nuisance: np.ndarray) -> torch.Tensor:
-        return _uint8_to_float(self._table.get(np.ravel_multi_index((f[:, 2], f[:, 0], f[:, 1]), (183, 4, 24))))
+        return _uint8_to_float(self._table.get(
+            np.ravel_multi_index((f[:, 2], f[:, 0], f[:, 1]), (183, 4, 24))))

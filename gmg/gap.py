@@ -16,20 +16,25 @@ __all__ = ['DEFAULT_EPS0', 'DEFAULT_EPS0_START', 'cost_spread', 'epsilon_rule', 
            'gap_from_coupling', 'distortion', 'GapInfo', 'gromov_monge_gap_from_costs', 'gromov_monge_gap']
 
 # %% ../nbs/02_gap.ipynb #c004
-DEFAULT_EPS0 = 0.01   # ε0 of the ε rule everywhere (library, TrainConfig, params.yaml): see "Choosing ε0" below
-DEFAULT_EPS0_START = 0.3   # ε-scaling starts the solver here (a blurred plan) and halves ε down to ε0
+# ε0 of the ε rule everywhere (library, TrainConfig, params.yaml): see "Choosing ε0" below
+DEFAULT_EPS0 = 0.01
+# ε-scaling starts the solver here (a blurred plan) and halves ε down to ε0
+DEFAULT_EPS0_START = 0.3
 
 def cost_spread(C: torch.Tensor) -> torch.Tensor:
-    "σ(C) = √mean((C − mean C)²) over the last two dims, without gradient: `(*batch, n, n)` → `(*batch,)`."
+    """σ(C) = √mean((C − mean C)²) over the last two dims, without gradient: `(*batch, n, n)` →
+    `(*batch,)`."""
     C = C.detach()
     return (C - C.mean(dim=(-1, -2), keepdim=True)).pow(2).mean(dim=(-1, -2)).sqrt()
 
 def epsilon_rule(Cx: torch.Tensor, Cy: torch.Tensor, eps0: float) -> torch.Tensor:
-    """ε = ε0 · σ(Cx) · σ(Cy) per batch index `(*batch,)`, without gradient: the spreads of the centred costs.
+    """ε = ε0 · σ(Cx) · σ(Cy) per batch index `(*batch,)`, without gradient: the spreads of the
+    centred costs.
 
-    Unchanged when a constant is added to either cost, and multiplied by s when one cost is multiplied by s > 0,
-    as the linearized GW cost is: the plan P_ε is then invariant to both (see "The ε rule"). A floor at the
-    smallest normal number keeps ε > 0 when a cost has no spread (all points identical: every plan is optimal)."""
+    Unchanged when a constant is added to either cost, and multiplied by s when one cost is
+    multiplied by s > 0, as the linearized GW cost is: the plan P_ε is then invariant to both (see
+    "The ε rule"). A floor at the smallest normal number keeps ε > 0 when a cost has no spread (all
+    points identical: every plan is optimal)."""
     if not eps0 > 0:
         raise ValueError(f"eps0 must be positive, got {eps0}")
     return (eps0 * cost_spread(Cx) * cost_spread(Cy)).clamp_min(torch.finfo(Cx.dtype).tiny)
@@ -39,7 +44,8 @@ def _identity_coupling(like: torch.Tensor) -> torch.Tensor:
     return (torch.eye(n, dtype=like.dtype, device=like.device) / n).expand(like.shape)
 
 def entropy(P: torch.Tensor) -> torch.Tensor:
-    "Shannon entropy H(P) = −Σ P log P (0 log 0 = 0) over the last two dims: `(*batch, n, n)` → `(*batch,)`."
+    """Shannon entropy H(P) = −Σ P log P (0 log 0 = 0) over the last two dims: `(*batch, n, n)` →
+    `(*batch,)`."""
     return -torch.special.xlogy(P, P).sum(dim=(-1, -2))
 
 def distortion_from_costs(Cx: torch.Tensor, Cy: torch.Tensor) -> torch.Tensor:
@@ -47,15 +53,19 @@ def distortion_from_costs(Cx: torch.Tensor, Cy: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((Cx - Cy) ** 2).mean(dim=(-1, -2))
 
 def _centred(C: torch.Tensor) -> torch.Tensor:
-    # the gap is invariant to adding a constant to a cost: removing the mean keeps the cross terms small
+    # the gap is invariant to adding a constant to a cost: removing the mean keeps the cross terms
+    # small
     return C - C.detach().mean(dim=(-1, -2), keepdim=True)
 
-def gap_from_coupling(Cx: torch.Tensor, Cy: torch.Tensor, P: torch.Tensor, eps=None) -> torch.Tensor:
-    """DST − E(P) (+ ε·H(P) when `eps` is given) at a coupling `P` with marginals 1/n, held fixed (no gradient
-    through `P`): `(*batch, n, n)` → `(*batch,)`. With `eps` this is GMG_ε = DST − F_ε(P) at that plan.
+def gap_from_coupling(Cx: torch.Tensor, Cy: torch.Tensor, P: torch.Tensor,
+                      eps=None) -> torch.Tensor:
+    """DST − E(P) (+ ε·H(P) when `eps` is given) at a coupling `P` with marginals 1/n, held fixed
+    (no gradient through `P`): `(*batch, n, n)` → `(*batch,)`. With `eps` this is GMG_ε = DST −
+    F_ε(P) at that plan.
 
-    Computed from cross terms, ⟨C̃x P C̃y, P⟩ − ⟨C̃x, C̃y⟩/n² with centred costs C̃ (the squared-cost terms cancel
-    exactly for a coupling). Its gradient in `Cy` is `Pᵀ Cx P − Cx/n²`: the envelope-theorem gradient."""
+    Computed from cross terms, ⟨C̃x P C̃y, P⟩ − ⟨C̃x, C̃y⟩/n² with centred costs C̃ (the
+    squared-cost terms cancel exactly for a coupling). Its gradient in `Cy` is `Pᵀ Cx P − Cx/n²`:
+    the envelope-theorem gradient."""
     P = P.detach()
     X, Y = _centred(Cx), _centred(Cy)
     n = Cx.shape[-1]
@@ -67,9 +77,9 @@ def gap_from_coupling(Cx: torch.Tensor, Cy: torch.Tensor, P: torch.Tensor, eps=N
 
 # %% ../nbs/02_gap.ipynb #c005
 def _full_precision(*tensors):
-    # half-precision inputs (an AMP forward pass) are promoted to float32 — a gap is a small difference of two
-    # large numbers, and Sinkhorn's scalings overflow float16 — and mixed float32/float64 inputs to float64;
-    # the gradient flows back in each input's own dtype
+    # half-precision inputs (an AMP forward pass) are promoted to float32 — a gap is a small
+    # difference of two large numbers, and Sinkhorn's scalings overflow float16 — and mixed
+    # float32/float64 inputs to float64; the gradient flows back in each input's own dtype
     dtype = torch.float32
     for t in tensors:
         dtype = torch.promote_types(dtype, t.dtype)
@@ -80,114 +90,163 @@ def _no_autocast(t: torch.Tensor):
     return torch.autocast(device_type=t.device.type, enabled=False)
 
 def _costs(x, y, cost, cost_y, batch_dims):
-    # points are validated for shape here; finiteness is checked on the n×n cost matrices, which is far
-    # cheaper than on a batch of images and equivalent (a NaN/Inf point makes its row of costs non-finite)
+    # points are validated for shape here; finiteness is checked on the n×n cost matrices, which is
+    # far cheaper than on a batch of images and equivalent (a NaN/Inf point makes its row of costs
+    # non-finite)
     px, py = _full_precision(as_point_cloud(x, batch_dims, "x", check_finite=False),
                              as_point_cloud(y, batch_dims, "y", check_finite=False))
     if px.shape[:-1] != py.shape[:-1]:
-        raise ValueError(f"x and y must hold the same batch of points: x has {tuple(px.shape[:-1])} "
-                         f"(batch..., n) and y has {tuple(py.shape[:-1])}")
+        raise ValueError(f"x and y must hold the same batch of points: x has "
+                         f"{tuple(px.shape[:-1])} (batch..., n) and y has {tuple(py.shape[:-1])}")
     if px.device != py.device:
         raise ValueError(f"x and y must be on the same device, got {px.device} and {py.device}")
     with _no_autocast(px):
         Cx = cost_matrix(px, cost, batch_dims=batch_dims, check_finite=False)
-        Cy = cost_matrix(py, cost if cost_y is None else cost_y, batch_dims=batch_dims, check_finite=False)
-    finite = torch.stack((torch.isfinite(Cx).all(), torch.isfinite(Cy).all())).tolist()  # one host sync
+        Cy = cost_matrix(py, cost if cost_y is None else cost_y, batch_dims=batch_dims,
+                         check_finite=False)
+    # one host sync
+    finite = torch.stack((torch.isfinite(Cx).all(), torch.isfinite(Cy).all())).tolist()
     for ok, name in zip(finite, "xy"):
         if not ok:
-            raise ValueError(f"{name} contains NaN or Inf values (or values so large that its costs overflow)")
+            raise ValueError(f"{name} contains NaN or Inf values "
+                             "(or values so large that its costs overflow)")
     return Cx, Cy
 
 def distortion(x: torch.Tensor, y: torch.Tensor, cost: str = "cosine", cost_y: str | None = None, *,
                batch_dims: int = 0) -> torch.Tensor:
     """Distortion DST = (1/n²) Σ_ij ½ (c_X(x_i,x_j) − c_Y(y_i,y_j))² of the map x_i ↦ y_i.
 
-    `x`: `(*batch, n, *features_x)`, `y`: `(*batch, n, *features_y)`; `cost` for both spaces unless `cost_y`
-    is given. Returns a differentiable tensor of shape `(*batch,)` (a scalar without batch dimensions)."""
+    `x`: `(*batch, n, *features_x)`, `y`: `(*batch, n, *features_y)`; `cost` for both spaces unless
+    `cost_y` is given. Returns a differentiable tensor of shape `(*batch,)` (a scalar without batch
+    dimensions)."""
     Cx, Cy = _costs(x, y, cost, cost_y, batch_dims)
     return distortion_from_costs(Cx, Cy)
 
 # %% ../nbs/02_gap.ipynb #c006
 @dataclass
 class GapInfo:
-    "Diagnostics of one `gromov_monge_gap` call; tensors have shape `(*batch, ...)`."
+    """Diagnostics of one `gromov_monge_gap` call; tensors have shape `(*batch, ...)`.
+
+    Parameters
+    ----------
+    distortion : torch.Tensor
+        DST (differentiable)
+    gw : torch.Tensor
+        GW_ε = E(P) − ε H(P) at the coupling used (no gradient)
+    energy : torch.Tensor
+        E(P), the GW energy of the coupling used (no gradient)
+    entropy : torch.Tensor
+        H(P) (Shannon)
+    eps : torch.Tensor
+        ε (of the ε rule, or as passed)
+    bias : torch.Tensor
+        ε·H(P), the entropic part of the value (no gradient): compare it with the gap
+    coupling : torch.Tensor
+        the coupling used (the entropic plan, or I/n where the guard chose it)
+    used_identity : torch.Tensor
+        bool: the (optional) guard replaced the plan by I/n
+    n_iter : int
+        mirror-descent steps
+    converged : torch.Tensor
+        bool per batch index
+    underflowed : torch.Tensor
+        bool per batch index: the plan is an exact permutation (ε too small; warned)
+    """
     distortion: torch.Tensor   # DST (differentiable)
     gw: torch.Tensor           # GW_ε = E(P) − ε H(P) at the coupling used (no gradient)
     energy: torch.Tensor       # E(P), the GW energy of the coupling used (no gradient)
     entropy: torch.Tensor      # H(P) (Shannon)
     eps: torch.Tensor          # ε (of the ε rule, or as passed)
-    bias: torch.Tensor         # ε·H(P), the entropic part of the value (no gradient): compare it with the gap
-    coupling: torch.Tensor     # the coupling used (the entropic plan, or I/n where the guard chose it)
+    # ε·H(P), the entropic part of the value (no gradient): compare it with the gap
+    bias: torch.Tensor
+    # the coupling used (the entropic plan, or I/n where the guard chose it)
+    coupling: torch.Tensor
     used_identity: torch.Tensor  # bool: the (optional) guard replaced the plan by I/n
     n_iter: int                # mirror-descent steps
     converged: torch.Tensor    # bool per batch index
-    underflowed: torch.Tensor  # bool per batch index: the plan is an exact permutation (ε too small; warned)
+    # bool per batch index: the plan is an exact permutation (ε too small; warned)
+    underflowed: torch.Tensor
 
+# %% ../nbs/02_gap.ipynb #c006b
 def gromov_monge_gap_from_costs(Cx: torch.Tensor, Cy: torch.Tensor, eps0: float = DEFAULT_EPS0, *,
-                                eps=None, guard_sign: bool = False, max_iter: int = 50, tol: float = 1e-4,
-                                sinkhorn_iter: int = 100, sinkhorn_tol: float = 1e-4,
-                                eps0_start: float = DEFAULT_EPS0_START, warn_unconverged: bool = True):
-    """GMG_ε from two cost matrices `(*batch, n, n)` (any costs, e.g. your own): returns `(gap, GapInfo)`.
+                                eps=None, guard_sign: bool = False, max_iter: int = 50,
+                                tol: float = 1e-4, sinkhorn_iter: int = 100,
+                                sinkhorn_tol: float = 1e-4, eps0_start: float = DEFAULT_EPS0_START,
+                                warn_unconverged: bool = True):
+    """GMG_ε from two cost matrices `(*batch, n, n)` (any costs, e.g. your own): returns
+    `(gap, GapInfo)`.
 
-    `gromov_monge_gap` is this function applied to `cost_matrix(x)`, `cost_matrix(y)`; see it for the parameters."""
+    `gromov_monge_gap` is this function applied to `cost_matrix(x)`, `cost_matrix(y)`; see it for
+    the parameters."""
     if eps is None and not eps0 > 0:
         raise ValueError(f"eps0 must be positive, got {eps0}")
     Cx, Cy = _full_precision(Cx, Cy)
     with _no_autocast(Cx):
-        gap, info = _gap_from_costs(Cx, Cy, eps0, eps, guard_sign, max_iter, tol, sinkhorn_iter, sinkhorn_tol,
-                                    eps0_start)
+        gap, info = _gap_from_costs(Cx, Cy, eps0, eps, guard_sign, max_iter, tol, sinkhorn_iter,
+                                    sinkhorn_tol, eps0_start)
     if bool(info.underflowed.any()):
         # constant text: Python then shows it once per call site, not on every training step
-        warnings.warn("gmg: the entropic plan underflowed to a permutation (ε is too small for the spread of "
-                      "these costs), so the gradient sees no other matching, and is exactly zero where that "
-                      "permutation is the map's own: raise eps0", RuntimeWarning, stacklevel=3)
+        warnings.warn("gmg: the entropic plan underflowed to a permutation (ε is too small for the "
+                      "spread of these costs), so the gradient sees no other matching, and is "
+                      "exactly zero where that permutation is the map's own: raise eps0",
+                      RuntimeWarning, stacklevel=3)
     if warn_unconverged and not bool(info.converged.all()):
-        warnings.warn(f"gmg: the entropic GW solver stopped after {info.n_iter} mirror-descent steps without "
-                      f"converging on {int((~info.converged).sum())} of {info.converged.numel()} batch member(s); "
+        warnings.warn(f"gmg: the entropic GW solver stopped after {info.n_iter} mirror-descent "
+                      f"steps without converging on {int((~info.converged).sum())} of "
+                      f"{info.converged.numel()} batch member(s); "
                       "the gap may be off: raise max_iter / sinkhorn_iter (or eps0), or pass "
-                      "warn_unconverged=False for a deliberate fixed budget", RuntimeWarning, stacklevel=3)
+                      "warn_unconverged=False for a deliberate fixed budget",
+                      RuntimeWarning, stacklevel=3)
     return gap, info
 
+# %% ../nbs/02_gap.ipynb #c006d
 def _fixed_eps(eps, like: torch.Tensor) -> torch.Tensor:
     e = torch.as_tensor(eps, dtype=like.dtype, device=like.device).detach()
     if not bool((e > 0).all()):
         raise ValueError(f"eps must be positive, got {eps}")
     return e.expand(like.shape[:-2]) if e.dim() else e.expand(like.shape[:-2]).clone()
 
-def _gap_from_costs(Cx, Cy, eps0, eps, guard_sign, max_iter, tol, sinkhorn_iter, sinkhorn_tol, eps0_start):
+def _gap_from_costs(Cx, Cy, eps0, eps, guard_sign, max_iter, tol, sinkhorn_iter, sinkhorn_tol,
+                    eps0_start):
     if eps is None:
         eps = epsilon_rule(Cx, Cy, eps0)
         eps_start = epsilon_rule(Cx, Cy, eps0_start) if eps0_start > eps0 else None
     else:    # an absolute ε (e.g. to hold it fixed in a finite-difference check): no ε-scaling
         eps, eps_start = _fixed_eps(eps, Cx), None
     sol = entropic_gw(Cx, Cy, eps, max_iter=max_iter, tol=tol, sinkhorn_iter=sinkhorn_iter,
-                      sinkhorn_tol=sinkhorn_tol, check_finite=False, eps_start=eps_start, with_value=False)
+                      sinkhorn_tol=sinkhorn_tol, check_finite=False, eps_start=eps_start,
+                      with_value=False)
     P = sol.coupling
     dst = distortion_from_costs(Cx, Cy)
     used_identity = torch.zeros_like(dst, dtype=torch.bool)
     gap = gap_from_coupling(Cx, Cy, P, eps)   # differentiable in the costs, the plan held fixed
     if guard_sign:
-        # reporting only: F_ε(I/n) = DST − ε log n beats the plan when the gap is below ε log n; the gap at I/n is
-        # ε log n with zero gradient. Never used in training: it silences the gradient where it acts.
+        # reporting only: F_ε(I/n) = DST − ε log n beats the plan when the gap is below ε log n; the
+        # gap at I/n is ε log n with zero gradient. Never used in training: it silences the gradient
+        # where it acts.
         floor = eps * math.log(Cx.shape[-1])
         used_identity = gap.detach() < floor
         P = torch.where(used_identity[..., None, None], _identity_coupling(P), P)
         gap = torch.where(used_identity, floor + 0.0 * gap, gap)
     H = entropy(P)
     energy = (dst - gap).detach() + eps * H       # E(P) = DST − (gap − ε H)
-    info = GapInfo(distortion=dst, gw=(energy - eps * H).detach(), energy=energy, entropy=H, eps=eps,
-                   bias=(eps * H).detach(), coupling=P, used_identity=used_identity, n_iter=sol.n_iter,
-                   converged=sol.converged, underflowed=_underflowed(sol.coupling))
+    info = GapInfo(distortion=dst, gw=(energy - eps * H).detach(), energy=energy, entropy=H,
+                   eps=eps, bias=(eps * H).detach(), coupling=P, used_identity=used_identity,
+                   n_iter=sol.n_iter, converged=sol.converged,
+                   underflowed=_underflowed(sol.coupling))
     return gap, info
 
 def _underflowed(P: torch.Tensor) -> torch.Tensor:
-    # an entropic plan has full support; n nonzero entries (a permutation) means exp(−G/ε) underflowed to 0
+    # an entropic plan has full support; n nonzero entries (a permutation) means exp(−G/ε)
+    # underflowed to 0
     return (P > 0).sum(dim=(-1, -2)) <= P.shape[-1]
 
+# %% ../nbs/02_gap.ipynb #c006f
 def gromov_monge_gap(
     x: torch.Tensor,  # `(*batch, n, *features_x)` reference points (features are flattened)
     y: torch.Tensor,  # `(*batch, n, *features_y)` their images (features are flattened)
-    cost: str = "cosine",  # cost of `x` (and of `y` by default): `"sqeuclidean"`, `"scaled_sqeuclidean"`, `"cosine"`
+    # cost of `x` (and of `y` by default): `"sqeuclidean"`, `"scaled_sqeuclidean"`, `"cosine"`
+    cost: str = "cosine",
     cost_y: str | None = None,  # cost of `y`; defaults to `cost`
     # ε = `eps0`·σ(Cx)·σ(Cy) with σ the spread of the centred costs (`epsilon_rule`, no gradient),
     # unless `eps` is given
@@ -195,11 +254,13 @@ def gromov_monge_gap(
     *,
     eps=None,  # the absolute ε, used instead of the ε rule when given
     batch_dims: int = 0,  # number of leading batch dimensions of `x` and `y`
-    # reporting only: `True` keeps I/n where it beats P_ε in F_ε: the gap is then ε·log n with zero gradient
+    # reporting only: `True` keeps I/n where it beats P_ε in F_ε: the gap is then ε·log n with zero
+    # gradient
     guard_sign: bool = False,
     max_iter: int = 50,  # mirror-descent steps at most, for `gmg.gromov.entropic_gw`
     tol: float = 1e-4,  # stopping threshold on the plan's L1 change, for `gmg.gromov.entropic_gw`
-    sinkhorn_iter: int = 100,  # Sinkhorn iterations per projection at most, for `gmg.gromov.entropic_gw`
+    # Sinkhorn iterations per projection at most, for `gmg.gromov.entropic_gw`
+    sinkhorn_iter: int = 100,
     sinkhorn_tol: float = 1e-4,  # Sinkhorn stopping threshold, for `gmg.gromov.entropic_gw`
     # ε-scaling: the solver starts at `max(eps0, eps0_start)` and halves ε each step down to `eps0`
     eps0_start: float = DEFAULT_EPS0_START,
@@ -207,21 +268,25 @@ def gromov_monge_gap(
     return_info: bool = False,  # also return a `GapInfo`
 ):
     """Entropic Gromov-Monge gap GMG_ε = DST − GW_ε = DST − E(P_ε) + ε·H(P_ε) of the map x_i ↦ y_i,
-    differentiable in `x` and `y`, with a nonzero gradient whenever the map is not a Gromov-Monge map.
+    differentiable in `x` and `y`, with a nonzero gradient whenever the map is not a Gromov-Monge
+    map.
 
-    P_ε is the entropic GW plan started at I/n (`gmg.gromov.entropic_gw`); the gradient holds it fixed (envelope
-    theorem). It is the derivative of the returned value when the solve has converged (P_ε stationary;
-    `info.converged`); at a fixed budget it is the fixed-plan gradient at the plan reached, an approximation whose
-    accuracy "Gradient honesty" in `nbs/02_gap.ipynb` measures. The value exceeds the exact GMG by a bias in
-    [ε log n, 2ε log n] (`info.bias` = ε·H(P_ε)). A plan that underflows to a permutation (ε0 far too small) warns
-    once per call site: its gradient sees no other matching.
-    Mixed precision: float16/bfloat16 inputs are promoted to float32 (mixed float32/float64 to float64) and an
-    enclosing `torch.autocast` is suspended inside, so under AMP the gap is the float32 one.
+    P_ε is the entropic GW plan started at I/n (`gmg.gromov.entropic_gw`); the gradient holds it
+    fixed (envelope theorem). It is the derivative of the returned value when the solve has
+    converged (P_ε stationary; `info.converged`); at a fixed budget it is the fixed-plan gradient at
+    the plan reached, an approximation whose accuracy "Gradient honesty" in `nbs/02_gap.ipynb`
+    measures. The value exceeds the exact GMG by a bias in [ε log n, 2ε log n] (`info.bias` =
+    ε·H(P_ε)). A plan that underflows to a permutation (ε0 far too small) warns once per call site:
+    its gradient sees no other matching.
+    Mixed precision: float16/bfloat16 inputs are promoted to float32 (mixed float32/float64 to
+    float64) and an enclosing `torch.autocast` is suspended inside, so under AMP the gap is the
+    float32 one.
     Returns a tensor of shape `(*batch,)`, and a `GapInfo` when `return_info`."""
     if eps is None and not eps0 > 0:
         raise ValueError(f"eps0 must be positive, got {eps0}")
     Cx, Cy = _costs(x, y, cost, cost_y, batch_dims)
-    gap, info = gromov_monge_gap_from_costs(Cx, Cy, eps0, eps=eps, guard_sign=guard_sign, max_iter=max_iter,
-                                            tol=tol, sinkhorn_iter=sinkhorn_iter, sinkhorn_tol=sinkhorn_tol,
-                                            eps0_start=eps0_start, warn_unconverged=warn_unconverged)
+    gap, info = gromov_monge_gap_from_costs(Cx, Cy, eps0, eps=eps, guard_sign=guard_sign,
+                                            max_iter=max_iter, tol=tol, sinkhorn_iter=sinkhorn_iter,
+                                            sinkhorn_tol=sinkhorn_tol, eps0_start=eps0_start,
+                                            warn_unconverged=warn_unconverged)
     return (gap, info) if return_info else gap

@@ -17,9 +17,26 @@ __all__ = ['CUDA_GRAPHS', 'CUDA_BLOCK_GROWTH', 'LOW_RANK_MIN_N', 'LOW_RANK_SKETC
 # %% ../nbs/01_gromov.ipynb #c004
 @dataclass
 class GWResult:
-    "Result of `entropic_gw`. Shapes: `(*batch, n, n)` for the coupling, `(*batch,)` for the rest."
+    """Result of `entropic_gw`. Shapes: `(*batch, n, n)` for the coupling, `(*batch,)` for the rest.
+
+    Parameters
+    ----------
+    coupling : torch.Tensor
+        entropic GW plan P, marginals 1/n
+    value : torch.Tensor | None
+        GW energy E(P) at the plan (½ convention, no entropy term); None if not asked
+    n_iter : int
+        mirror-descent steps run
+    converged : torch.Tensor
+        bool per batch index: the plan moved less than `tol` in the last step
+    eps : torch.Tensor
+        the entropic regularization used
+    sinkhorn_iter : int
+        Sinkhorn iterations run in all (for profiling)
+    """
     coupling: torch.Tensor   # entropic GW plan P, marginals 1/n
-    value: torch.Tensor | None  # GW energy E(P) at the plan (½ convention, no entropy term); None if not asked
+    # GW energy E(P) at the plan (½ convention, no entropy term); None if not asked
+    value: torch.Tensor | None
     n_iter: int              # mirror-descent steps run
     converged: torch.Tensor  # bool per batch index: the plan moved less than `tol` in the last step
     eps: torch.Tensor        # the entropic regularization used
@@ -30,9 +47,11 @@ def gw_energy(Cx: torch.Tensor, Cy: torch.Tensor, P: torch.Tensor) -> torch.Tens
     """GW energy `E(P) = ½ Σ_ijkl (Cx[i,k] − Cy[j,l])² P[i,j] P[k,l]` of any nonnegative `P`.
 
     `Cx`, `Cy`, `P`: `(*batch, n, n)`. Returns `(*batch,)`; differentiable in all three."""
-    # the marginals of P itself (not 1/n): exact for any P, so Sinkhorn's marginal error cannot leak in
+    # the marginals of P itself (not 1/n): exact for any P,
+    # so Sinkhorn's marginal error cannot leak in
     r, c = P.sum(dim=-1, keepdim=True), P.sum(dim=-2, keepdim=True).transpose(-1, -2)
-    const = 0.5 * ((r.transpose(-1, -2) @ (Cx * Cx) @ r) + (c.transpose(-1, -2) @ (Cy * Cy) @ c))[..., 0, 0]
+    const = 0.5 * ((r.transpose(-1, -2) @ (Cx * Cx) @ r)
+                   + (c.transpose(-1, -2) @ (Cy * Cy) @ c))[..., 0, 0]
     cross = ((Cx @ P @ Cy.transpose(-1, -2)) * P).sum(dim=(-1, -2))
     return const - cross
 
@@ -42,7 +61,8 @@ def _check_costs(Cx: torch.Tensor, Cy: torch.Tensor) -> None:
         if not isinstance(C, torch.Tensor) or not C.is_floating_point():
             raise ValueError(f"{name} must be a floating-point torch.Tensor")
         if C.dim() < 2 or C.shape[-1] != C.shape[-2]:
-            raise ValueError(f"{name} must be square over its last two dimensions, got shape {tuple(C.shape)}")
+            raise ValueError(f"{name} must be square over its last two dimensions, "
+                             f"got shape {tuple(C.shape)}")
         if C.shape[-1] < 2:
             raise ValueError(f"{name} is {C.shape[-1]}x{C.shape[-1]}: at least 2 points are needed")
     if Cx.shape != Cy.shape:
@@ -61,7 +81,8 @@ def _initial_coupling(init, shape, dtype, device) -> torch.Tensor:
         return torch.full(shape, 1.0 / n ** 2, dtype=dtype, device=device)
     if isinstance(init, torch.Tensor):
         if init.shape[-2:] != (n, n):
-            raise ValueError(f"init must be an (n, n) coupling with n={n}, got shape {tuple(init.shape)}")
+            raise ValueError(f"init must be an (n, n) coupling with n={n}, "
+                             f"got shape {tuple(init.shape)}")
         return init.to(dtype=dtype, device=device).expand(shape)
     raise ValueError(f"init must be None, 'identity', 'product' or a coupling tensor, got {init!r}")
 
@@ -74,9 +95,10 @@ def _recentre_rows(g, G, eps, log_a):
     return eps.squeeze(-1) * (log_a - torch.logsumexp((g.unsqueeze(-2) - G) / eps, dim=-1))
 
 def _scaling_steps(Kn, Knt, w, steps):
-    # Sinkhorn in the scaling form on the row-normalized kernel Kn = n·K (rows sum to 1, so the marginals 1/n
-    # cancel): v = 1/(Knᵀu), u = 1/(Kn v) — two batched mat-vec products and two in-place reciprocals per
-    # iteration, nothing else. `w = Knᵀu` is carried so the column error can be read without a third product.
+    # Sinkhorn in the scaling form on the row-normalized kernel Kn = n·K (rows sum to 1, so the
+    # marginals 1/n cancel): v = 1/(Knᵀu), u = 1/(Kn v) — two batched mat-vec products and two
+    # in-place reciprocals per iteration, nothing else. `w = Knᵀu` is carried so the column error
+    # can be read without a third product.
     # A zero in a product gives an Inf that the caller's finiteness test catches (then: log domain).
     for _ in range(steps):
         v = w.reciprocal_()
@@ -92,22 +114,37 @@ def _log_steps(G, f, g, eps, steps, log_a):
     return f, g
 
 def _recentred_kernel(g, H, eps):
-    # n·K for K = exp((f ⊕ g + 2H)/eps) with f such that every row of K sums to 1/n (G = −2H is the linearized
-    # cost), with one exp: with L = (g + 2H)/eps and m its row max, n·K = exp(L − m) / Σ_j exp(L − m).
+    # n·K for K = exp((f ⊕ g + 2H)/eps) with f such that every row of K sums to 1/n (G = −2H is
+    # the linearized cost), with one exp: with L = (g + 2H)/eps and m its row max,
+    # n·K = exp(L − m) / Σ_j exp(L − m).
     # The row potential f itself is never needed: only g is carried between projections.
     L = torch.add(g.unsqueeze(-2), H, alpha=2.0).div_(eps)
     E = L.sub_(L.amax(dim=-1, keepdim=True)).exp_()
     return E.div_(E.sum(dim=-1, keepdim=True))
 
 def _block_check(v, w, n):
-    # rows are exact after a u update; the columns of diag(u)·K·diag(v) sum to v·w/n. Returns [L1 column error
-    # vs 1/n (worst batch member), smallest entry of w = Knᵀu]: one tensor, read with one host sync
+    # rows are exact after a u update; the columns of diag(u)·K·diag(v) sum to v·w/n. Returns
+    # [L1 column error vs 1/n (worst batch member), smallest entry of w = Knᵀu]: one tensor,
+    # read with one host sync
     return torch.stack((((v * w - 1).abs().sum(dim=(-1, -2)) / n).max(), w.min()))
 
+def _predicted_block(err, prev_err, steps, check_every, tol):
+    # Sinkhorn's marginal error falls geometrically: the last two checks give the rate, hence the
+    # iterations left until `tol`. A check costs as much as an iteration here, and at the training
+    # budget a projection runs its cap, so checking every `check_every` would double its cost.
+    # At least `check_every`.
+    if prev_err is None or not 0 < err < prev_err:
+        return check_every
+    log_rate = math.log(err / prev_err) / steps
+    return max(check_every, math.ceil(math.log(tol / err) / log_rate))
+
+# %% ../nbs/01_gromov.ipynb #c009d
 def _sinkhorn(H, g, eps, *, max_iter: int, tol: float, check_every: int):
-    # one projection for the linearized cost G = −2H, warm-started at the column potential g; returns (P, g, its)
+    # one projection for the linearized cost G = −2H, warm-started at the column potential g;
+    # returns (P, g, its)
     n = H.shape[-1]
-    # a kernel column whose sum is below this has (nearly) underflowed: scaling steps would lose precision
+    # a kernel column whose sum is below this has (nearly) underflowed: scaling steps would lose
+    # precision
     safe = torch.finfo(H.dtype).tiny ** 0.5
     Kn = _recentred_kernel(g, H, eps)
     blocks = _graphed_blocks(Kn)
@@ -116,7 +153,7 @@ def _sinkhorn(H, g, eps, *, max_iter: int, tol: float, check_every: int):
         w = Knt.sum(dim=-1, keepdim=True)               # Knᵀu at u = 1
     else:
         blocks.load(Kn)
-    done, block = 0, check_every
+    done, block, prev_err = 0, check_every, None
     while done < max_iter:
         steps = min(block, max_iter - done)
         if blocks is None:
@@ -124,21 +161,29 @@ def _sinkhorn(H, g, eps, *, max_iter: int, tol: float, check_every: int):
             check = _block_check(v, w, n)
         else:
             u, v, check = blocks.run(steps)
-            if blocks.capture:   # a replayed block costs one launch whatever its length: check long ones less often
-                block = min(2 * block, CUDA_BLOCK_GROWTH * check_every)
         done += steps
         col_err, w_min = check.tolist()
         if not (w_min >= safe and math.isfinite(col_err)):
-            # the scaling form lost precision (tiny ε, float32): redo this projection in the log domain
-            return _sinkhorn_log(-2.0 * H, g, eps, max_iter=max_iter, tol=tol, check_every=check_every)
+            # the scaling form lost precision (tiny ε, float32): redo this projection in the log
+            # domain
+            return _sinkhorn_log(-2.0 * H, g, eps, max_iter=max_iter, tol=tol,
+                                 check_every=check_every)
         if col_err < tol:
             break
+        if blocks is not None and blocks.capture:
+            # a replayed block costs one launch whatever its length, and each length is one
+            # captured graph: blocks double, up to a cap
+            block = min(2 * block, CUDA_BLOCK_GROWTH * check_every)
+        else:
+            block = _predicted_block(col_err, prev_err, steps, check_every, tol)
+        prev_err = col_err
     # absorb the scalings once: P = diag(u) K diag(v), g += eps·log v
     P = Kn.mul_(u / n).mul_(v.transpose(-1, -2))
     return P, g + eps.squeeze(-1) * torch.log(v.squeeze(-1)), done
 
 def _sinkhorn_log(G, g, eps, *, max_iter: int, tol: float, check_every: int):
-    # log-domain iterations (logsumexp): slower, exact at any ε; started from the incoming column potential
+    # log-domain iterations (logsumexp): slower, exact at any ε; started from the incoming
+    # column potential
     n = G.shape[-1]
     log_a = -math.log(n)
     f = _recentre_rows(g, G, eps, log_a)
@@ -154,15 +199,19 @@ def _sinkhorn_log(G, g, eps, *, max_iter: int, tol: float, check_every: int):
 
 
 # %% ../nbs/01_gromov.ipynb #c009b
-CUDA_GRAPHS = True       # run Sinkhorn blocks from captured CUDA graphs on CUDA tensors (False: plain eager loop)
-CUDA_BLOCK_GROWTH = 8   # graphed blocks double in length, from check_every up to this multiple of it
-_GRAPH_CACHE_SIZE = 8    # kernel shapes kept per thread (each holds 2 n×n buffers and its graphs)
+# run Sinkhorn blocks from captured CUDA graphs on CUDA tensors (False: plain eager loop)
+CUDA_GRAPHS = True
+# graphed blocks double in length, from check_every up to this multiple of it
+CUDA_BLOCK_GROWTH = 8
+# kernel shapes kept per thread (each holds 2 n×n buffers and its graphs)
+_GRAPH_CACHE_SIZE = 8
 _graph_local = threading.local()
 
 class _GraphedSinkhorn:
-    """Static buffers for one kernel shape and one captured CUDA graph per block length: `steps` scaling
-    iterations and their check become one graph launch instead of 4·steps + 6 kernel launches. With
-    `capture=False` the same body runs eagerly on the same buffers (CPU tests of this path)."""
+    """Static buffers for one kernel shape and one captured CUDA graph per block length: `steps`
+    scaling iterations and their check become one graph launch instead of 4·steps + 6 kernel
+    launches. With `capture=False` the same body runs eagerly on the same buffers (CPU tests of
+    this path)."""
     def __init__(self, like: torch.Tensor, capture: bool):
         self.Kn, self.Knt = torch.empty_like(like), torch.empty_like(like)
         self.w = like.new_empty(like.shape[:-1] + (1,))
@@ -198,7 +247,8 @@ class _GraphedSinkhorn:
                 outputs = self._body(steps)     # recorded, not executed: the state is unchanged
         except Exception as err:   # whatever stops a capture, the eager loop still works
             CUDA_GRAPHS = self.capture = False
-            warnings.warn(f"gmg: CUDA graph capture failed, Sinkhorn runs eagerly from now on ({err})")
+            warnings.warn(f"gmg: CUDA graph capture failed, Sinkhorn runs eagerly from now on "
+                          f"({err})")
             return
         self.graphs[steps] = (graph, outputs)
 
@@ -222,7 +272,8 @@ def _graphed_blocks(Kn):
 
 # %% ../nbs/01_gromov.ipynb #c011
 def round_to_coupling(P: torch.Tensor) -> torch.Tensor:
-    "Round a nonnegative `(*batch, n, n)` plan onto the couplings with uniform marginals 1/n (exact marginals)."
+    """Round a nonnegative `(*batch, n, n)` plan onto the couplings with uniform marginals 1/n
+    (exact marginals)."""
     n = P.shape[-1]
     a = 1.0 / n
     row_scale = (a / P.sum(dim=-1).clamp_min(torch.finfo(P.dtype).tiny)).clamp(max=1.0)
@@ -241,12 +292,14 @@ LOW_RANK_SKETCH = 32    # columns of the random sketch: ranks below this are fou
 @functools.lru_cache(maxsize=8)
 def _sketch(n, k, dtype, device):
     # fixed (seeded) and cached: drawing it costs as much as using it
-    return torch.randn(n, k, generator=torch.Generator(device=device).manual_seed(0), dtype=dtype, device=device)
+    return torch.randn(n, k, generator=torch.Generator(device=device).manual_seed(0),
+                       dtype=dtype, device=device)
 
 def low_rank_factor(C: torch.Tensor, max_rank: int | None = None):
-    """`(Q, B)` with `C = Q @ B` up to rounding (`Q`: `(b, n, k)` orthonormal columns, `B`: `(b, k, n)`), found
-    by a randomized range finder with a fixed sketch; None if some batch member of `C` `(b, n, n)` has rank ≥ k,
-    with k = min(max_rank, n // 4); `max_rank` defaults to `LOW_RANK_SKETCH`, read at call time."""
+    """`(Q, B)` with `C = Q @ B` up to rounding (`Q`: `(b, n, k)` orthonormal columns, `B`:
+    `(b, k, n)`), found by a randomized range finder with a fixed sketch; None if some batch member
+    of `C` `(b, n, n)` has rank ≥ k, with k = min(max_rank, n // 4); `max_rank` defaults to
+    `LOW_RANK_SKETCH`, read at call time."""
     n = C.shape[-1]
     k = min(LOW_RANK_SKETCH if max_rank is None else max_rank, n // 4)
     if k < 1:
@@ -259,7 +312,8 @@ def low_rank_factor(C: torch.Tensor, max_rank: int | None = None):
     return Q, B
 
 def _linearizer(X, Y, low_rank):
-    "A function P ↦ H = X P Y (X, Y symmetric `(b, n, n)`), through low-rank factors where they exist."
+    """A function P ↦ H = X P Y (X, Y symmetric `(b, n, n)`), through low-rank factors where they
+    exist."""
     n = X.shape[-1]
     if low_rank == "auto":
         low_rank = X.device.type == "cpu" and n >= LOW_RANK_MIN_N
@@ -278,23 +332,31 @@ def _linearizer(X, Y, low_rank):
 
 # %% ../nbs/01_gromov.ipynb #c013
 def entropic_gw(
-    Cx: torch.Tensor,  # `(*batch, n, n)` cost matrix, used as a constant: no gradient flows through the solver
-    Cy: torch.Tensor,  # `(*batch, n, n)` cost matrix, used as a constant: no gradient flows through the solver
+    # `(*batch, n, n)` cost matrix, used as a constant: no gradient flows through the solver
+    Cx: torch.Tensor,
+    # `(*batch, n, n)` cost matrix, used as a constant: no gradient flows through the solver
+    Cy: torch.Tensor,
     eps,  # the entropic regularization: a positive float or a tensor broadcastable to `(*batch,)`
     *,
     max_iter: int = 100,  # mirror-descent steps at most
     tol: float = 1e-5,  # mirror descent stops when the L1 change of the plan is below it
-    init=None,  # None or `"identity"` (I/n), `"product"` (1/n²), or an `(n, n)` / `(*batch, n, n)` coupling
+    # None or `"identity"` (I/n), `"product"` (1/n²), or an `(n, n)` / `(*batch, n, n)` coupling
+    init=None,
     sinkhorn_iter: int = 100,  # Sinkhorn iterations at most in each projection
-    sinkhorn_tol: float = 1e-6,  # a Sinkhorn projection stops when its column-marginal L1 error is below it
+    # a Sinkhorn projection stops when its column-marginal L1 error is below it
+    sinkhorn_tol: float = 1e-6,
     check_every: int = 2,  # the Sinkhorn error is tested every `check_every` iterations
-    check_finite: bool = True,  # False skips the NaN/Inf check (one host sync) when the caller already did it
-    # optional, ≥ eps: ε-scaling — the first steps use `eps_start`, multiplied by `eps_decay` each step until `eps`
-    # is reached; Sinkhorn converges far faster at large ε, and the warm-started potentials carry the progress
-    # down to small ε. Convergence is only declared at the target ε.
+    # False skips the NaN/Inf check (one host sync) when the caller already did it
+    check_finite: bool = True,
+    # optional, ≥ eps: ε-scaling — the first steps use `eps_start`, multiplied by `eps_decay`
+    # each step until `eps` is reached; Sinkhorn converges far faster at large ε, and the
+    # warm-started potentials carry the progress down to small ε. Convergence is only declared at
+    # the target ε.
     eps_start=None,
-    eps_decay: float = 0.5,  # the factor ε is multiplied by at each step of ε-scaling (see `eps_start`)
-    with_value: bool = True,  # False leaves `value` None (for callers that evaluate E(P) themselves, with gradient)
+    # the factor ε is multiplied by at each step of ε-scaling (see `eps_start`)
+    eps_decay: float = 0.5,
+    # False leaves `value` None (for callers that evaluate E(P) themselves, with gradient)
+    with_value: bool = True,
     # `"auto"`, True or False — compute `Cx P Cy` through exact low-rank factors of a cost matrix
     # (`low_rank_factor`) where one exists; "auto" tries on the CPU from `LOW_RANK_MIN_N` points
     low_rank="auto",
@@ -304,18 +366,21 @@ def entropic_gw(
     Solves `min_P E(P) − eps·H(P)` over couplings with marginals 1/n, where
     `E(P) = ½ Σ (Cx[i,k] − Cy[j,l])² P[i,j] P[k,l]` (½ convention; POT's `epsilon` is `2·eps`).
     An enclosing `torch.autocast` is suspended inside (the iterations run in the inputs' dtype)."""
-    # never differentiated (envelope theorem); an enclosing autocast would run the products in half precision
+    # never differentiated (envelope theorem); an enclosing autocast would run the products in
+    # half precision
     with torch.no_grad(), torch.autocast(device_type=Cx.device.type, enabled=False):
-        return _entropic_gw(Cx, Cy, eps, max_iter=max_iter, tol=tol, init=init, sinkhorn_iter=sinkhorn_iter,
-                            sinkhorn_tol=sinkhorn_tol, check_every=check_every, check_finite=check_finite,
+        return _entropic_gw(Cx, Cy, eps, max_iter=max_iter, tol=tol, init=init,
+                            sinkhorn_iter=sinkhorn_iter, sinkhorn_tol=sinkhorn_tol,
+                            check_every=check_every, check_finite=check_finite,
                             eps_start=eps_start, eps_decay=eps_decay, with_value=with_value,
                             low_rank=low_rank)
 
+# %% ../nbs/01_gromov.ipynb #c013b
 def _centred(C: torch.Tensor) -> torch.Tensor:
     return C - C.mean(dim=(-1, -2), keepdim=True)
 
-def _entropic_gw(Cx, Cy, eps, *, max_iter, tol, init, sinkhorn_iter, sinkhorn_tol, check_every, check_finite,
-                 eps_start, eps_decay, with_value, low_rank) -> GWResult:
+def _entropic_gw(Cx, Cy, eps, *, max_iter, tol, init, sinkhorn_iter, sinkhorn_tol, check_every,
+                 check_finite, eps_start, eps_decay, with_value, low_rank) -> GWResult:
     _check_costs(Cx, Cy)
     Cx, Cy = Cx.detach(), Cy.detach()
     if check_finite and not bool(torch.isfinite(Cx).all() & torch.isfinite(Cy).all()):
@@ -328,24 +393,31 @@ def _entropic_gw(Cx, Cy, eps, *, max_iter, tol, init, sinkhorn_iter, sinkhorn_to
     eps_b = _per_batch(eps_t, batch, X.shape[0])
     eps_now, anneal_steps = eps_b, 0
     if eps_start is not None:
-        eps_now = torch.maximum(_per_batch(torch.as_tensor(eps_start, dtype=X.dtype, device=X.device).detach(),
-                                           batch, X.shape[0]), eps_b)
-        # number of ε-scaling steps until every batch member is at its target (one sync, before the loop)
+        eps_now = torch.maximum(
+            _per_batch(torch.as_tensor(eps_start, dtype=X.dtype, device=X.device).detach(),
+                       batch, X.shape[0]), eps_b)
+        # number of ε-scaling steps until every batch member is at its target (one sync, before
+        # the loop)
         ratio = float((eps_now / eps_b).max())
-        anneal_steps = max(0, math.ceil(math.log(ratio) / -math.log(eps_decay) - 1e-9)) if ratio > 1 else 0
-    # the L1 marginal error cannot go below the rounding of n sums of n numbers: floor the tolerance there
+        anneal_steps = (max(0, math.ceil(math.log(ratio) / -math.log(eps_decay) - 1e-9))
+                        if ratio > 1 else 0)
+    # the L1 marginal error cannot go below the rounding of n sums of n numbers: floor the
+    # tolerance there
     sinkhorn_tol = max(sinkhorn_tol, 32 * torch.finfo(X.dtype).eps)
     P = _initial_coupling(init, X.shape, X.dtype, X.device)
     g = torch.zeros(X.shape[:2], dtype=X.dtype, device=X.device)
     converged = torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
     total_sinkhorn = 0
-    # the plan only sees the costs up to an added constant (it shifts the linearized cost by row and column
-    # terms, which the potentials absorb): centred costs give the same plans and keep H = X P Y at the scale of
-    # the costs' spread — for cosine similarities near 1 with a spread of 1e-2 that is float32's whole precision
+    # the plan only sees the costs up to an added constant (it shifts the linearized cost by row
+    # and column terms, which the potentials absorb): centred costs give the same plans and keep
+    # H = X P Y at the scale of the costs' spread — for cosine similarities near 1 with a spread
+    # of 1e-2 that is float32's whole precision
     linearized = _linearizer(_centred(X), _centred(Y), low_rank)
     for step in range(1, max_iter + 1):
-        H = linearized(P)                       # X P Y; the linearized cost is G = −2H (X, Y symmetric)
-        P_new, g, k = _sinkhorn(H, g, eps_now, max_iter=sinkhorn_iter, tol=sinkhorn_tol, check_every=check_every)
+        # X P Y; the linearized cost is G = −2H (X, Y symmetric)
+        H = linearized(P)
+        P_new, g, k = _sinkhorn(H, g, eps_now, max_iter=sinkhorn_iter, tol=sinkhorn_tol,
+                                check_every=check_every)
         total_sinkhorn += k
         converged = (P_new - P).abs().sum(dim=(-1, -2)) < tol
         P = P_new
@@ -355,6 +427,7 @@ def _entropic_gw(Cx, Cy, eps, *, max_iter, tol, init, sinkhorn_iter, sinkhorn_to
         else:
             eps_now = torch.maximum(eps_now * eps_decay, eps_b)
     P = round_to_coupling(P)
-    return GWResult(coupling=P.reshape(*batch, n, n), value=gw_energy(X, Y, P).reshape(batch) if with_value else None,
+    return GWResult(coupling=P.reshape(*batch, n, n),
+                    value=gw_energy(X, Y, P).reshape(batch) if with_value else None,
                     n_iter=step, converged=converged.reshape(batch), eps=eps_b.reshape(batch),
                     sinkhorn_iter=total_sinkhorn)

@@ -47,8 +47,10 @@ def check_codes(codes, name: str = "codes", ndim: int = 2) -> np.ndarray:
     if z.ndim != ndim:
         raise ValueError(f"{name} has shape {z.shape}: expected {ndim} dimensions, codes last")
     if z.shape[0] == 0 or z.shape[-1] == 0:
-        raise ValueError(f"{name} has shape {z.shape}: expected at least one sample and one code dimension")
-    if not (np.issubdtype(z.dtype, np.floating) or np.issubdtype(z.dtype, np.integer) or z.dtype == bool):
+        raise ValueError(f"{name} has shape {z.shape}: "
+                         "expected at least one sample and one code dimension")
+    if not (np.issubdtype(z.dtype, np.floating) or np.issubdtype(z.dtype, np.integer)
+            or z.dtype == bool):
         raise ValueError(f"{name} must be numeric, got dtype {z.dtype}")
     z = np.asarray(z, dtype=np.float64)  # no copy when it already is float64
     if not np.isfinite(z).all():
@@ -68,7 +70,8 @@ def check_factors(factors, name: str = "factors", ndim: int = 2) -> np.ndarray:
         return y.astype(np.int64)
     if np.issubdtype(y.dtype, np.floating):
         if not np.isfinite(y).all() or (y != np.round(y)).any():
-            raise ValueError(f"{name} must hold integer class indices; got non-integral or non-finite values")
+            raise ValueError(f"{name} must hold integer class indices; "
+                             "got non-integral or non-finite values")
         return y.astype(np.int64)
     raise ValueError(f"{name} must hold integer class indices, got dtype {y.dtype}")
 
@@ -76,26 +79,30 @@ def check_pair(codes, factors, name: str = "train") -> tuple[np.ndarray, np.ndar
     "Validate a `(codes (n, d), factors (n, K))` pair with matching `n`."
     z, y = check_codes(codes, f"codes_{name}"), check_factors(factors, f"factors_{name}")
     if z.shape[0] != y.shape[0]:
-        raise ValueError(f"codes_{name} has {z.shape[0]} samples but factors_{name} has {y.shape[0]}: "
-                         "they must have the same length")
+        raise ValueError(f"codes_{name} has {z.shape[0]} samples but factors_{name} has "
+                         f"{y.shape[0]}: they must have the same length")
     return z, y
 
 def require_varied_factors(factors: np.ndarray, name: str = "factors_train") -> None:
-    "Raise `ValueError` if a factor takes a single class in the sample (the metric is undefined for it)."
+    """Raise `ValueError` if a factor takes a single class in the sample (the metric is undefined
+    for it)."""
     for j in range(factors.shape[1]):
         values = np.unique(factors[:, j])
         if len(values) < 2:
-            raise ValueError(f"factor {j} takes a single class ({values[0]}) in {name}: the metric is "
-                             "undefined for a constant factor; drop it or sample more points")
+            raise ValueError(f"factor {j} takes a single class ({values[0]}) in {name}: the metric "
+                             "is undefined for a constant factor; drop it or sample more points")
 
 def _check_test_width(z_train, y_train, z_test, y_test):
     if z_test.shape[1] != z_train.shape[1]:
-        raise ValueError(f"codes_test has {z_test.shape[1]} dimensions but codes_train has {z_train.shape[1]}")
+        raise ValueError(f"codes_test has {z_test.shape[1]} dimensions but codes_train has "
+                         f"{z_train.shape[1]}")
     if y_test.shape[1] != y_train.shape[1]:
-        raise ValueError(f"factors_test has {y_test.shape[1]} factors but factors_train has {y_train.shape[1]}")
+        raise ValueError(f"factors_test has {y_test.shape[1]} factors but factors_train has "
+                         f"{y_train.shape[1]}")
 
 def _seeds(seed: int, n: int) -> list[int]:
-    # one independent 32-bit seed per task, fixed by `seed` alone (not by the order the tasks run in)
+    # one independent 32-bit seed per task, fixed by `seed` alone (not by the order the tasks run
+    # in)
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 # %% ../nbs/13_metrics.ipynb #c009
@@ -109,7 +116,8 @@ def _one_minus_normalized_entropy(weights: np.ndarray) -> np.ndarray:
 
 def _weighted_score(weights: np.ndarray) -> float:
     if weights.shape[1] < 2:
-        raise ValueError(f"the importance matrix has shape needing >= 2 columns here, got {weights.shape[1]}: "
+        raise ValueError(f"the importance matrix has shape needing >= 2 columns here, "
+                         f"got {weights.shape[1]}: "
                          "disentanglement needs >= 2 factors and completeness >= 2 codes")
     total = weights.sum()
     if total == 0:
@@ -119,7 +127,8 @@ def _weighted_score(weights: np.ndarray) -> float:
 def _check_importance(importance) -> np.ndarray:
     r = _to_numpy(importance, "importance").astype(np.float64)
     if r.ndim != 2 or not np.isfinite(r).all() or (r < 0).any():
-        raise ValueError(f"importance must be a finite, non-negative (codes, factors) matrix; got shape {r.shape}")
+        raise ValueError(f"importance must be a finite, non-negative (codes, factors) matrix; "
+                         f"got shape {r.shape}")
     return r
 
 def disentanglement(importance) -> float:
@@ -132,7 +141,8 @@ def completeness(importance) -> float:
 
 # %% ../nbs/13_metrics.ipynb #c012
 def _fit_gbt(x_train, y_train, x_test, y_test, random_state: int, gbt_params: dict):
-    model = GradientBoostingClassifier(random_state=random_state, **gbt_params).fit(x_train, y_train)
+    model = GradientBoostingClassifier(random_state=random_state, **gbt_params).fit(x_train,
+                                                                                     y_train)
     return (np.abs(model.feature_importances_), float(np.mean(model.predict(x_train) == y_train)),
             float(np.mean(model.predict(x_test) == y_test)))
 
@@ -142,7 +152,8 @@ def _largest_first(factors: np.ndarray) -> list[int]:
 
 def gbt_importance(codes_train, factors_train, codes_test, factors_test, seed: int = 0,
                    n_jobs: int | None = -1, gbt_params: Mapping | None = None):
-    """Fit one `GradientBoostingClassifier` per factor; return `(R (d, K), train_acc (K,), test_acc (K,))`.
+    """Fit one `GradientBoostingClassifier` per factor; return
+    `(R (d, K), train_acc (K,), test_acc (K,))`.
 
     `gbt_params` overrides sklearn's defaults (the metric's definition uses the defaults)."""
     z, y = check_pair(codes_train, factors_train, "train")
@@ -150,41 +161,50 @@ def gbt_importance(codes_train, factors_train, codes_test, factors_test, seed: i
     _check_test_width(z, y, zt, yt)
     require_varied_factors(y)
     seeds, order = _seeds(seed, y.shape[1]), _largest_first(y)
-    fits = Parallel(n_jobs=n_jobs)(delayed(_fit_gbt)(z, y[:, j], zt, yt[:, j], seeds[j], dict(gbt_params or {}))
+    fits = Parallel(n_jobs=n_jobs)(delayed(_fit_gbt)(z, y[:, j], zt, yt[:, j], seeds[j],
+                                                     dict(gbt_params or {}))
                                    for j in order)
     by_factor = dict(zip(order, fits))
     importance = np.stack([by_factor[j][0] for j in range(y.shape[1])], axis=1)
     return (importance, np.array([by_factor[j][1] for j in range(y.shape[1])]),
             np.array([by_factor[j][2] for j in range(y.shape[1])]))
 
-def dci(codes_train, factors_train, codes_test, factors_test, seed: int = 0, n_jobs: int | None = -1,
-        gbt_params: Mapping | None = None) -> dict[str, float]:
+def dci(codes_train, factors_train, codes_test, factors_test, seed: int = 0,
+        n_jobs: int | None = -1, gbt_params: Mapping | None = None) -> dict[str, float]:
     """DCI scores of `codes` `(n, d)` against integer `factors` `(n, K)` (train and test sets).
 
-    Returns `dci_disentanglement`, `dci_completeness`, `dci_informativeness_train/test` (mean accuracy)."""
-    importance, acc_train, acc_test = gbt_importance(codes_train, factors_train, codes_test, factors_test,
-                                                     seed=seed, n_jobs=n_jobs, gbt_params=gbt_params)
-    return {"dci_disentanglement": disentanglement(importance), "dci_completeness": completeness(importance),
+    Returns `dci_disentanglement`, `dci_completeness`, `dci_informativeness_train/test` (mean
+    accuracy)."""
+    importance, acc_train, acc_test = gbt_importance(codes_train, factors_train, codes_test,
+                                                     factors_test, seed=seed, n_jobs=n_jobs,
+                                                     gbt_params=gbt_params)
+    return {"dci_disentanglement": disentanglement(importance),
+            "dci_completeness": completeness(importance),
             "dci_informativeness_train": float(acc_train.mean()),
             "dci_informativeness_test": float(acc_test.mean())}
 
 # %% ../nbs/13_metrics.ipynb #c014
-def uniform_factor_sampler(factor_sizes: Sequence[int]) -> Callable[[int, np.random.Generator], np.ndarray]:
+def uniform_factor_sampler(
+        factor_sizes: Sequence[int]) -> Callable[[int, np.random.Generator], np.ndarray]:
     "A `sample_factors(n, rng)` drawing class indices uniformly: `(n, K)` int64."
     sizes = np.asarray(factor_sizes, dtype=np.int64)
     if sizes.ndim != 1 or len(sizes) == 0 or (sizes < 1).any():
-        raise ValueError(f"factor_sizes must be a non-empty list of positive ints, got {list(factor_sizes)}")
+        raise ValueError(f"factor_sizes must be a non-empty list of positive ints, "
+                         f"got {list(factor_sizes)}")
     return lambda n, rng: rng.integers(0, sizes, size=(n, len(sizes)))
 
 # %% ../nbs/13_metrics.ipynb #c017
 def discretize(codes, n_bins: int | None = 20) -> np.ndarray:
-    "Bin each column of `codes` `(n, d)` into `n_bins` equal-width bins over its range -> int64 `(n, d)`."
+    """Bin each column of `codes` `(n, d)` into `n_bins` equal-width bins over its range -> int64
+    `(n, d)`."""
     z = check_codes(codes)
     if n_bins is None:   # identity: the values are the labels
-        return np.stack([np.unique(col, return_inverse=True)[1] for col in z.T], axis=1).astype(np.int64)
+        return np.stack([np.unique(col, return_inverse=True)[1] for col in z.T],
+                        axis=1).astype(np.int64)
     if n_bins < 1:
         raise ValueError(f"n_bins must be a positive int or None, got {n_bins}")
-    # interior edges only: the maximum lands in the last bin, as with disentanglement_lib's digitize
+    # interior edges only: the maximum lands in the last bin, as with disentanglement_lib's
+    # digitize
     return np.stack([np.digitize(col, np.histogram_bin_edges(col, n_bins)[1:-1]) for col in z.T],
                     axis=1).astype(np.int64)
 
@@ -193,10 +213,12 @@ def _relabel(labels: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse.reshape(-1), len(values)
 
 def discrete_mutual_info(a, b) -> np.ndarray:
-    "Plug-in mutual information (nats) between every column of labels `a` `(n, p)` and `b` `(n, q)` -> `(p, q)`."
+    """Plug-in mutual information (nats) between every column of labels `a` `(n, p)` and `b` `(n,
+    q)` -> `(p, q)`."""
     a, b = check_factors(a, "a"), check_factors(b, "b")
     if a.shape[0] != b.shape[0]:
-        raise ValueError(f"a has {a.shape[0]} samples but b has {b.shape[0]}: they must have the same length")
+        raise ValueError(f"a has {a.shape[0]} samples but b has {b.shape[0]}: "
+                         "they must have the same length")
     n = a.shape[0]
     cols_a, cols_b = [_relabel(c) for c in a.T], [_relabel(c) for c in b.T]
     mi = np.zeros((a.shape[1], b.shape[1]))
@@ -216,7 +238,8 @@ def discrete_entropy(labels) -> np.ndarray:
                      (np.bincount(_relabel(c)[0]) / len(c) for c in y.T)])
 
 def mig(codes, factors, n_bins: int | None = 20) -> dict[str, float]:
-    "Mutual information gap of `codes` `(n, d)` w.r.t. integer `factors` `(n, K)`; `{'mig': float}`."
+    """Mutual information gap of `codes` `(n, d)` w.r.t. integer `factors` `(n, K)`;
+    `{'mig': float}`."""
     z, y = check_pair(codes, factors, "train")
     require_varied_factors(y)
     if z.shape[1] < 2:
@@ -229,22 +252,24 @@ def mig(codes, factors, n_bins: int | None = 20) -> dict[str, float]:
 def _svc_column(x_train, y_train, x_test, y_test, C: float, random_state: int) -> np.ndarray:
     scores = np.zeros(x_train.shape[1])
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # liblinear's default cap, as in disentanglement_lib
+        # liblinear's default cap, as in disentanglement_lib
+        warnings.simplefilter("ignore", ConvergenceWarning)
         for i in range(x_train.shape[1]):
             svc = LinearSVC(C=C, class_weight="balanced", random_state=random_state)
             svc.fit(x_train[:, i:i + 1], y_train)
             scores[i] = np.mean(svc.predict(x_test[:, i:i + 1]) == y_test)
     return scores
 
-def sap_matrix(codes_train, factors_train, codes_test, factors_test, C: float = 0.01, seed: int = 0,
-               n_jobs: int | None = 1) -> np.ndarray:
+def sap_matrix(codes_train, factors_train, codes_test, factors_test, C: float = 0.01,
+               seed: int = 0, n_jobs: int | None = 1) -> np.ndarray:
     "Test accuracy `(d, K)` of a linear SVM predicting each factor from each single code dimension."
     z, y = check_pair(codes_train, factors_train, "train")
     zt, yt = check_pair(codes_test, factors_test, "test")
     _check_test_width(z, y, zt, yt)
     require_varied_factors(y)
     seeds, order = _seeds(seed, y.shape[1]), _largest_first(y)
-    cols = Parallel(n_jobs=n_jobs)(delayed(_svc_column)(z, y[:, j], zt, yt[:, j], C, seeds[j]) for j in order)
+    cols = Parallel(n_jobs=n_jobs)(delayed(_svc_column)(z, y[:, j], zt, yt[:, j], C, seeds[j])
+                                   for j in order)
     by_factor = dict(zip(order, cols))
     return np.stack([by_factor[j] for j in range(y.shape[1])], axis=1)
 
@@ -253,21 +278,23 @@ def sap(codes_train, factors_train, codes_test, factors_test, C: float = 0.01, s
     "SAP score of `codes` `(n, d)` against integer `factors` `(n, K)`; `{'sap': float}`."
     if check_codes(codes_train, "codes_train").shape[1] < 2:
         raise ValueError("SAP needs at least 2 code dimensions to take a gap")
-    s = np.sort(sap_matrix(codes_train, factors_train, codes_test, factors_test, C, seed, n_jobs), axis=0)
+    s = np.sort(sap_matrix(codes_train, factors_train, codes_test, factors_test, C, seed, n_jobs),
+                axis=0)
     return {"sap": float(np.mean(s[-1] - s[-2]))}
 
 # %% ../nbs/13_metrics.ipynb #c024
 def fixed_factor_batches(sample_factors: Callable[[int, np.random.Generator], np.ndarray],
                          factors_to_fix: Sequence[int], n_votes: int, batch_size: int,
                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Factors for FactorVAE votes: `(n_votes, batch_size, K)` and the fixed factor's position in `factors_to_fix`.
+    """Factors for FactorVAE votes: `(n_votes, batch_size, K)` and the fixed factor's position in
+    `factors_to_fix`.
 
-    Each vote picks `k` uniformly from `factors_to_fix`, samples a batch, and sets factor `k` of every row to
-    its value in the first row. Votes are drawn one after the other, so the first `m` votes do not depend on
-    `n_votes`."""
+    Each vote picks `k` uniformly from `factors_to_fix`, samples a batch, and sets factor `k` of
+    every row to its value in the first row. Votes are drawn one after the other, so the first `m`
+    votes do not depend on `n_votes`."""
     if n_votes < 1 or batch_size < 2 or len(factors_to_fix) == 0:
-        raise ValueError(f"need n_votes >= 1, batch_size >= 2 and factors to fix; got {n_votes}, {batch_size}, "
-                         f"{list(factors_to_fix)}")
+        raise ValueError(f"need n_votes >= 1, batch_size >= 2 and factors to fix; "
+                         f"got {n_votes}, {batch_size}, {list(factors_to_fix)}")
     batches, fixed = [], np.empty(n_votes, dtype=np.int64)
     for v in range(n_votes):
         fixed[v] = rng.integers(len(factors_to_fix))
@@ -278,11 +305,14 @@ def fixed_factor_batches(sample_factors: Callable[[int, np.random.Generator], np
     return np.stack(batches), fixed
 
 def _check_votes(batches, fixed, name: str) -> tuple[np.ndarray, np.ndarray]:
-    z, f = check_codes(batches, f"batches_{name}", ndim=3), check_factors(fixed, f"fixed_{name}", ndim=1)
+    z, f = (check_codes(batches, f"batches_{name}", ndim=3),
+            check_factors(fixed, f"fixed_{name}", ndim=1))
     if z.shape[0] != f.shape[0]:
-        raise ValueError(f"batches_{name} has {z.shape[0]} batches but fixed_{name} has {f.shape[0]} entries")
+        raise ValueError(f"batches_{name} has {z.shape[0]} batches but fixed_{name} has "
+                         f"{f.shape[0]} entries")
     if z.shape[1] < 2:
-        raise ValueError(f"batches_{name} has batches of {z.shape[1]} point(s): a variance needs at least 2")
+        raise ValueError(f"batches_{name} has batches of {z.shape[1]} point(s): "
+                         "a variance needs at least 2")
     if (f < 0).any():
         raise ValueError(f"fixed_{name} must hold factor indices >= 0")
     return z, f
@@ -292,22 +322,24 @@ def factor_vae_score(codes_variance, batches_train, fixed_train, batches_eval, f
     """FactorVAE score. `codes_variance` `(m, d)`: codes of random points (global scale);
     `batches_*` `(n_votes, batch, d)`: codes of batches sharing the factor `fixed_*` `(n_votes,)`.
 
-    Returns `factor_vae_train_accuracy`, `factor_vae_eval_accuracy`, `factor_vae_num_active_dims`."""
+    Returns `factor_vae_train_accuracy`, `factor_vae_eval_accuracy`,
+    `factor_vae_num_active_dims`."""
     z = check_codes(codes_variance, "codes_variance")
     if z.shape[0] < 2:
         raise ValueError("codes_variance needs at least 2 samples")
     bt, ft = _check_votes(batches_train, fixed_train, "train")
     be, fe = _check_votes(batches_eval, fixed_eval, "eval")
     if not (bt.shape[2] == be.shape[2] == z.shape[1]):
-        raise ValueError(f"code dimensions differ: codes_variance {z.shape[1]}, batches_train {bt.shape[2]}, "
-                         f"batches_eval {be.shape[2]}")
+        raise ValueError(f"code dimensions differ: codes_variance {z.shape[1]}, "
+                         f"batches_train {bt.shape[2]}, batches_eval {be.shape[2]}")
     n_factors = int(max(ft.max(), fe.max()) + 1) if n_factors is None else n_factors
     if max(ft.max(), fe.max()) >= n_factors:
         raise ValueError(f"fixed factor indices must be < n_factors={n_factors}")
     global_var = z.var(axis=0, ddof=1)
     active = np.sqrt(global_var) >= prune_std
     if not active.any():
-        return {"factor_vae_train_accuracy": 0.0, "factor_vae_eval_accuracy": 0.0, "factor_vae_num_active_dims": 0}
+        return {"factor_vae_train_accuracy": 0.0, "factor_vae_eval_accuracy": 0.0,
+                "factor_vae_num_active_dims": 0}
 
     def votes(batches, fixed):
         ratio = batches[:, :, active].var(axis=1, ddof=1) / global_var[active]
@@ -318,18 +350,21 @@ def factor_vae_score(codes_variance, batches_train, fixed_train, batches_eval, f
     train_votes, eval_votes = votes(bt, ft), votes(be, fe)
     prediction = train_votes.argmax(axis=0)                    # majority vote per code dimension
     cols = np.arange(train_votes.shape[1])
-    return {"factor_vae_train_accuracy": float(train_votes[prediction, cols].sum() / train_votes.sum()),
-            "factor_vae_eval_accuracy": float(eval_votes[prediction, cols].sum() / eval_votes.sum()),
+    return {"factor_vae_train_accuracy": float(train_votes[prediction, cols].sum()
+                                               / train_votes.sum()),
+            "factor_vae_eval_accuracy": float(eval_votes[prediction, cols].sum()
+                                              / eval_votes.sum()),
             "factor_vae_num_active_dims": int(active.sum())}
 
 # %% ../nbs/13_metrics.ipynb #c027
 def paired_factor_batches(sample_factors: Callable[[int, np.random.Generator], np.ndarray],
                           factors_to_fix: Sequence[int], n_points: int, batch_size: int,
                           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    "Factors for BetaVAE points: `(n_points, 2, batch_size, K)` sharing factor `factors_to_fix[label]` row-wise, and the labels."
+    """Factors for BetaVAE points: `(n_points, 2, batch_size, K)` sharing factor
+    `factors_to_fix[label]` row-wise, and the labels."""
     if n_points < 1 or batch_size < 1 or len(factors_to_fix) == 0:
-        raise ValueError(f"need n_points >= 1, batch_size >= 1 and factors to fix; got {n_points}, {batch_size}, "
-                         f"{list(factors_to_fix)}")
+        raise ValueError(f"need n_points >= 1, batch_size >= 1 and factors to fix; "
+                         f"got {n_points}, {batch_size}, {list(factors_to_fix)}")
     pairs, labels = [], np.empty(n_points, dtype=np.int64)
     for p in range(n_points):
         labels[p] = rng.integers(len(factors_to_fix))
@@ -341,15 +376,17 @@ def paired_factor_batches(sample_factors: Callable[[int, np.random.Generator], n
     return np.stack(pairs), labels
 
 def _pair_features(pairs, labels, name: str) -> tuple[np.ndarray, np.ndarray]:
-    z, y = check_codes(pairs, f"pairs_{name}", ndim=4), check_factors(labels, f"labels_{name}", ndim=1)
+    z, y = (check_codes(pairs, f"pairs_{name}", ndim=4),
+            check_factors(labels, f"labels_{name}", ndim=1))
     if z.shape[1] != 2 or z.shape[0] != y.shape[0]:
-        raise ValueError(f"pairs_{name} has shape {z.shape}: expected (n, 2, batch, d) with n = len(labels_{name}) "
-                         f"= {y.shape[0]}")
+        raise ValueError(f"pairs_{name} has shape {z.shape}: expected (n, 2, batch, d) with "
+                         f"n = len(labels_{name}) = {y.shape[0]}")
     return np.abs(z[:, 0] - z[:, 1]).mean(axis=1), y
 
 def beta_vae_score(pairs_train, labels_train, pairs_eval, labels_eval, seed: int = 0,
                    max_iter: int = 100) -> dict[str, float]:
-    """BetaVAE score from codes of batch pairs `(n, 2, batch, d)` and the shared factor `labels` `(n,)`.
+    """BetaVAE score from codes of batch pairs `(n, 2, batch, d)` and the shared factor `labels`
+    `(n,)`.
 
     Returns `beta_vae_train_accuracy`, `beta_vae_eval_accuracy`."""
     x, y = _pair_features(pairs_train, labels_train, "train")
@@ -357,9 +394,11 @@ def beta_vae_score(pairs_train, labels_train, pairs_eval, labels_eval, seed: int
     if len(np.unique(y)) < 2:
         raise ValueError("labels_train holds a single factor: the classifier needs at least 2")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)   # sklearn's default cap, as in disentanglement_lib
+        # sklearn's default cap, as in disentanglement_lib
+        warnings.simplefilter("ignore", ConvergenceWarning)
         model = LogisticRegression(random_state=seed, max_iter=max_iter).fit(x, y)
-    return {"beta_vae_train_accuracy": float(model.score(x, y)), "beta_vae_eval_accuracy": float(model.score(xe, ye))}
+    return {"beta_vae_train_accuracy": float(model.score(x, y)),
+            "beta_vae_eval_accuracy": float(model.score(xe, ye))}
 
 # %% ../nbs/13_metrics.ipynb #c030
 def modularity(mutual_info) -> float:
@@ -373,21 +412,27 @@ def modularity(mutual_info) -> float:
     return float(np.mean(np.where(theta2 > 0, 1.0 - delta, 0.0)))
 
 def _macro_auc(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> float:
-    aucs = [roc_auc_score(y == c, proba[:, i]) for i, c in enumerate(classes) if 0 < np.sum(y == c) < len(y)]
+    aucs = [roc_auc_score(y == c, proba[:, i]) for i, c in enumerate(classes)
+            if 0 < np.sum(y == c) < len(y)]
     if not aucs:
-        raise ValueError("no class has both positive and negative test points: the ROC-AUC is undefined")
+        raise ValueError("no class has both positive and negative test points: "
+                         "the ROC-AUC is undefined")
     return float(np.mean(aucs))
 
-def _explicitness_one(x_train, y_train, x_test, y_test, random_state: int, max_iter: int) -> tuple[float, float]:
+def _explicitness_one(x_train, y_train, x_test, y_test, random_state: int,
+                      max_iter: int) -> tuple[float, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = LogisticRegression(random_state=random_state, max_iter=max_iter).fit(x_train, y_train)
+        model = LogisticRegression(random_state=random_state, max_iter=max_iter).fit(x_train,
+                                                                                      y_train)
     return (_macro_auc(y_train, model.predict_proba(x_train), model.classes_),
             _macro_auc(y_test, model.predict_proba(x_test), model.classes_))
 
-def modularity_explicitness(codes_train, factors_train, codes_test, factors_test, n_bins: int | None = 20,
-                            seed: int = 0, n_jobs: int | None = 1, max_iter: int = 100) -> dict[str, float]:
-    "Returns `modularity`, `explicitness_train`, `explicitness_test` of `codes` `(n, d)` w.r.t. `factors` `(n, K)`."
+def modularity_explicitness(codes_train, factors_train, codes_test, factors_test,
+                            n_bins: int | None = 20, seed: int = 0, n_jobs: int | None = 1,
+                            max_iter: int = 100) -> dict[str, float]:
+    """Returns `modularity`, `explicitness_train`, `explicitness_test` of `codes` `(n, d)` w.r.t.
+    `factors` `(n, K)`."""
     z, y = check_pair(codes_train, factors_train, "train")
     zt, yt = check_pair(codes_test, factors_test, "test")
     _check_test_width(z, y, zt, yt)
@@ -397,8 +442,10 @@ def modularity_explicitness(codes_train, factors_train, codes_test, factors_test
     mean, std = z.mean(axis=0), z.std(axis=0)
     std = np.where(std > 0, std, 1.0)
     seeds, order = _seeds(seed, y.shape[1]), _largest_first(y)
-    fits = Parallel(n_jobs=n_jobs)(delayed(_explicitness_one)((z - mean) / std, y[:, j], (zt - mean) / std,
-                                                              yt[:, j], seeds[j], max_iter) for j in order)
+    fits = Parallel(n_jobs=n_jobs)(delayed(_explicitness_one)((z - mean) / std, y[:, j],
+                                                              (zt - mean) / std, yt[:, j], seeds[j],
+                                                              max_iter)
+                                   for j in order)
     return {"modularity": score, "explicitness_train": float(np.mean([f[0] for f in fits])),
             "explicitness_test": float(np.mean([f[1] for f in fits]))}
 
@@ -449,8 +496,9 @@ class MetricSizes:
         "Every count times `fraction` (at least `minimum`); batch sizes unchanged."
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-        return dataclasses.replace(self, **{f.name: max(minimum, int(round(getattr(self, f.name) * fraction)))
-                                            for f in dataclasses.fields(self) if not f.name.endswith("_batch")})
+        return dataclasses.replace(
+            self, **{f.name: max(minimum, int(round(getattr(self, f.name) * fraction)))
+                     for f in dataclasses.fields(self) if not f.name.endswith("_batch")})
 
 def as_sizes(sizes: MetricSizes | Mapping[str, int] | None) -> MetricSizes:
     "`None` -> defaults; a mapping overrides the named fields (e.g. a section of params.yaml)."
@@ -467,7 +515,8 @@ def as_sizes(sizes: MetricSizes | Mapping[str, int] | None) -> MetricSizes:
 
 # %% ../nbs/13_metrics.ipynb #c035
 class BandsDataset:
-    "Toy ground-truth dataset: factor `j` is the grey level of band `j` of a 1x64x64 image (for tests)."
+    """Toy ground-truth dataset: factor `j` is the grey level of band `j` of a 1x64x64 image (for
+    tests)."""
     def __init__(self, factor_sizes: Sequence[int] = (3, 4, 5, 1)):
         self.name = "bands"
         self.factor_sizes = tuple(int(s) for s in factor_sizes)
@@ -489,14 +538,16 @@ class BandsDataset:
 
     def read_bands(self, images: torch.Tensor) -> torch.Tensor:
         "The perfect encoder: each band's mean grey level `(n, K)`."
-        return torch.stack([images[:, 0, r[0]:r[-1] + 1].mean(dim=(1, 2)) for r in self._rows], dim=1)
+        return torch.stack([images[:, 0, r[0]:r[-1] + 1].mean(dim=(1, 2)) for r in self._rows],
+                           dim=1)
 
 # %% ../nbs/13_metrics.ipynb #c036
 def _check_sampled(f, n: int, sizes: np.ndarray) -> np.ndarray:
     f = check_factors(f, "dataset.sample_factors(...)")
     if f.shape != (n, len(sizes)) or (f < 0).any() or (f >= sizes).any():
-        raise ValueError(f"dataset.sample_factors({n}, rng) returned shape {f.shape} or classes out of range: "
-                         f"expected ({n}, {len(sizes)}) class indices below {list(sizes)}")
+        raise ValueError(f"dataset.sample_factors({n}, rng) returned shape {f.shape} or classes "
+                         f"out of range: expected ({n}, {len(sizes)}) class indices below "
+                         f"{list(sizes)}")
     return f
 
 def _takes_rng(render: Callable) -> bool:
@@ -505,7 +556,8 @@ def _takes_rng(render: Callable) -> bool:
     except (TypeError, ValueError):  # builtins without a signature
         return False
 
-def _encoder(encode: Callable, dataset, batch_size: int, seed: int) -> Callable[[np.ndarray, str], np.ndarray]:
+def _encoder(encode: Callable, dataset, batch_size: int,
+             seed: int) -> Callable[[np.ndarray, str], np.ndarray]:
     "Factors `(m, K)` -> codes `(m, d)`, rendering and encoding `batch_size` images at a time."
     nuisance = _takes_rng(dataset.render)
 
@@ -514,12 +566,15 @@ def _encoder(encode: Callable, dataset, batch_size: int, seed: int) -> Callable[
         with torch.no_grad():
             for start in range(0, len(factors), batch_size):
                 chunk = factors[start:start + batch_size]
-                # nuisances (SmallNORB's instance) drawn at random per image, as disentanglement_lib does
-                extra = {"rng": np.random.default_rng([seed, 100 + _STREAMS[role], start])} if nuisance else {}
+                # nuisances (SmallNORB's instance) drawn at random per image, as
+                # disentanglement_lib does
+                extra = ({"rng": np.random.default_rng([seed, 100 + _STREAMS[role], start])}
+                         if nuisance else {})
                 codes = encode(dataset.render(chunk, **extra))
                 z = check_codes(codes, "encode(...) output")
                 if z.shape[0] != len(chunk):
-                    raise ValueError(f"encode returned {z.shape[0]} codes for {len(chunk)} images: expected (n, d)")
+                    raise ValueError(f"encode returned {z.shape[0]} codes for {len(chunk)} images: "
+                                     "expected (n, d)")
                 out.append(z)
         return np.concatenate(out)
     return encode_factors
@@ -529,36 +584,44 @@ _STREAMS = {"train": 0, "test": 1, "factor_vae_train": 2, "factor_vae_eval": 3, 
             "beta_vae_eval": 5}
 
 def _pool(dataset, n: int, seed: int, role: str, sizes: np.ndarray) -> np.ndarray:
-    # whole chunks from one generator, then cut: the first n rows do not depend on how many are drawn
+    # whole chunks from one generator, then cut: the first n rows do not depend on how many are
+    # drawn
     rng = np.random.default_rng([seed, _STREAMS[role]])
     chunks = [_check_sampled(dataset.sample_factors(_POOL_CHUNK, rng), _POOL_CHUNK, sizes)
               for _ in range(-(-n // _POOL_CHUNK))]
     return np.concatenate(chunks)[:n]
 
+# %% ../nbs/13_metrics.ipynb #c036b
 def evaluate(
-    encode: Callable[[torch.Tensor], "np.ndarray | torch.Tensor"],  # images `(n, C, H, W)` -> codes `(n, d)`
-    dataset: GroundTruthDataset,  # the ground-truth dataset whose factors are sampled, rendered and encoded
+    # images `(n, C, H, W)` -> codes `(n, d)`
+    encode: Callable[[torch.Tensor], "np.ndarray | torch.Tensor"],
+    # the ground-truth dataset whose factors are sampled, rendered and encoded
+    dataset: GroundTruthDataset,
     metrics: Sequence[str] = METRICS,  # a subset of `METRICS`
-    seed: int = 0,  # seeds the sampled factors, the rendering nuisances and the metrics' own random states
+    # seeds the sampled factors, the rendering nuisances and the metrics' own random states
+    seed: int = 0,
     # the numbers of points (`MetricSizes`, default disentanglement_lib's)
     sizes: MetricSizes | Mapping[str, int] | None = None,
-    # the parallel workers for DCI's per-factor tree ensembles (the one fit that is slow enough to gain from them)
+    # the parallel workers for DCI's per-factor tree ensembles (the one fit that is slow enough to
+    # gain from them)
     n_jobs: int | None = -1,
     batch_size: int = 256,  # the rendering/encoding chunk
 ) -> dict[str, float]:  # metric name -> score, flat (for `metrics.json`)
-    "Score `encode` (images `(n, C, H, W)` -> codes `(n, d)`) on `dataset`; a flat dict for `metrics.json`."
+    """Score `encode` (images `(n, C, H, W)` -> codes `(n, d)`) on `dataset`; a flat dict for
+    `metrics.json`."""
     metrics = tuple(metrics)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
-        raise ValueError(f"unknown or no metrics {unknown}: expected a non-empty subset of {METRICS}")
+        raise ValueError(f"unknown or no metrics {unknown}: "
+                         f"expected a non-empty subset of {METRICS}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     s = as_sizes(sizes)
     all_sizes = np.asarray(dataset.factor_sizes, dtype=np.int64)
     keep = [j for j, size in enumerate(all_sizes) if size > 1]
     if len(keep) < 2:
-        raise ValueError(f"dataset {getattr(dataset, 'name', '?')} has {len(keep)} factor(s) with more than one "
-                         "value: the metrics need at least 2")
+        raise ValueError(f"dataset {getattr(dataset, 'name', '?')} has {len(keep)} factor(s) with "
+                         "more than one value: the metrics need at least 2")
     encode_factors = _encoder(encode, dataset, batch_size, seed)
     need_train = max([s.dci_train if "dci" in metrics else 0, s.mig if "mig" in metrics else 0,
                       s.sap_train if "sap" in metrics else 0,
@@ -575,18 +638,21 @@ def evaluate(
     z, y = pools.get("train", (None, None))
     zt, yt = pools.get("test", (None, None))
     if "dci" in metrics:
-        scores.update(dci(z[:s.dci_train], y[:s.dci_train], zt[:s.dci_test], yt[:s.dci_test], seed, n_jobs))
+        scores.update(dci(z[:s.dci_train], y[:s.dci_train], zt[:s.dci_test], yt[:s.dci_test], seed,
+                          n_jobs))
     if "mig" in metrics:
         scores.update(mig(z[:s.mig], y[:s.mig]))
     if "sap" in metrics:
-        scores.update(sap(z[:s.sap_train], y[:s.sap_train], zt[:s.sap_test], yt[:s.sap_test], seed=seed))
+        scores.update(sap(z[:s.sap_train], y[:s.sap_train], zt[:s.sap_test], yt[:s.sap_test],
+                          seed=seed))
     if "modularity_explicitness" in metrics:
         n, m = s.modularity_train, s.modularity_test
         scores.update(modularity_explicitness(z[:n], y[:n], zt[:m], yt[:m], seed=seed))
     draw = lambda n, rng: _check_sampled(dataset.sample_factors(n, rng), n, all_sizes)
     if "factor_vae" in metrics:
         votes = {}
-        for role, n in (("factor_vae_train", s.factor_vae_train), ("factor_vae_eval", s.factor_vae_eval)):
+        for role, n in (("factor_vae_train", s.factor_vae_train),
+                        ("factor_vae_eval", s.factor_vae_eval)):
             f, fixed = fixed_factor_batches(draw, keep, n, s.factor_vae_batch,
                                             np.random.default_rng([seed, _STREAMS[role]]))
             codes = encode_factors(f.reshape(-1, f.shape[-1]), role)
@@ -600,9 +666,11 @@ def evaluate(
                                               np.random.default_rng([seed, _STREAMS[role]]))
             codes = encode_factors(f.reshape(-1, f.shape[-1]), role)
             points[role] = (codes.reshape(n, 2, s.beta_vae_batch, -1), labels)
-        scores.update(beta_vae_score(*points["beta_vae_train"], *points["beta_vae_eval"], seed=seed))
+        scores.update(beta_vae_score(*points["beta_vae_train"], *points["beta_vae_eval"],
+                                     seed=seed))
     return scores
 
+# %% ../nbs/13_metrics.ipynb #c036d
 def save_metrics(scores: Mapping[str, float], path: str | os.PathLike) -> None:
     "Write `scores` as JSON atomically (temporary file in the same folder, then rename)."
     path = os.fspath(path)
@@ -612,7 +680,8 @@ def save_metrics(scores: Mapping[str, float], path: str | os.PathLike) -> None:
     try:
         mask = os.umask(0)
         os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)   # mkstemp's private 0600 would hide the file from other users of a shared disk
+        # mkstemp's private 0600 would hide the file from other users of a shared disk
+        os.chmod(tmp, 0o666 & ~mask)
         with os.fdopen(fd, "w") as fh:
 
             json.dump(dict(scores), fh, indent=2, sort_keys=True)

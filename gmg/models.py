@@ -22,14 +22,16 @@ def _check_images(x: torch.Tensor, channels: int) -> None:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError("images must be a floating-point torch.Tensor of shape (n, C, 64, 64)")
     if x.dim() != 4 or x.shape[1:] != (channels, IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"images have shape {tuple(x.shape)}: expected (n, {channels}, {IMAGE_SIZE}, {IMAGE_SIZE})")
+        raise ValueError(f"images have shape {tuple(x.shape)}: "
+                         f"expected (n, {channels}, {IMAGE_SIZE}, {IMAGE_SIZE})")
 
 class Encoder(nn.Module):
     "Gaussian encoder: images `(n, C, 64, 64)` → `(mu, logvar)`, each `(n, latent_dim)`."
     def __init__(self, channels: int = 1, latent_dim: int = 10):
         super().__init__()
         if channels < 1 or latent_dim < 1:
-            raise ValueError(f"channels and latent_dim must be ≥ 1, got {channels} and {latent_dim}")
+            raise ValueError(f"channels and latent_dim must be ≥ 1, "
+                             f"got {channels} and {latent_dim}")
         self.channels, self.latent_dim = channels, latent_dim
         widths = [channels, 32, 32, 64, 64]
         convs = []
@@ -49,9 +51,11 @@ class Decoder(nn.Module):
     def __init__(self, channels: int = 1, latent_dim: int = 10):
         super().__init__()
         if channels < 1 or latent_dim < 1:
-            raise ValueError(f"channels and latent_dim must be ≥ 1, got {channels} and {latent_dim}")
+            raise ValueError(f"channels and latent_dim must be ≥ 1, "
+                             f"got {channels} and {latent_dim}")
         self.channels, self.latent_dim = channels, latent_dim
-        self.fc = nn.Sequential(nn.Linear(latent_dim, 256), nn.ReLU(), nn.Linear(256, 1024), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(latent_dim, 256), nn.ReLU(), nn.Linear(256, 1024),
+                                nn.ReLU())
         widths = [64, 64, 32, 32, channels]
         layers = []
         for c_in, c_out in zip(widths[:-1], widths[1:]):
@@ -60,7 +64,8 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"latents have shape {tuple(z.shape)}: expected (n, {self.latent_dim})")
+            raise ValueError(f"latents have shape {tuple(z.shape)}: "
+                             f"expected (n, {self.latent_dim})")
         return self.deconv(self.fc(z).view(-1, 64, 4, 4))
 
 # %% ../nbs/11_models.ipynb #c005
@@ -92,15 +97,18 @@ class VAE(nn.Module):
         mu, logvar = self.encoder(x)
         noise = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         z = mu + torch.exp(0.5 * logvar) * noise
-        # `decoder_input_detached`: the reconstruction trains the decoder only (decoder-free variant)
+        # `decoder_input_detached`: the reconstruction trains the decoder only (decoder-free
+        # variant)
         logits = self.decoder(z.detach() if decoder_input_detached else z)
         return VAEOutput(mu, logvar, z, logits)
 
 # %% ../nbs/11_models.ipynb #c008
 def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    "Bernoulli NLL: sigmoid cross-entropy of `logits` vs `x` (both `(n, ...)`), summed per image, batch mean."
+    """Bernoulli NLL: sigmoid cross-entropy of `logits` vs `x` (both `(n, ...)`), summed per image,
+    batch mean."""
     if logits.shape != x.shape:
-        raise ValueError(f"logits {tuple(logits.shape)} and images {tuple(x.shape)} must have the same shape")
+        raise ValueError(f"logits {tuple(logits.shape)} and images {tuple(x.shape)} "
+                         "must have the same shape")
     return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -130,14 +138,18 @@ def total_correlation(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
 # %% ../nbs/11_models.ipynb #c015
 HFS_REDUCTIONS = ("max", "mean")
 
-def hausdorff_factorized_support(z: torch.Tensor, reduction: str = "max", pairs_per_chunk: int = 16) -> torch.Tensor:
-    "Sum over latent pairs (k<l) of the Hausdorff distance between the batch's joint 2-D support and the product of its marginal supports. `z`: `(n, d)`."
+def hausdorff_factorized_support(z: torch.Tensor, reduction: str = "max",
+                                 pairs_per_chunk: int = 16) -> torch.Tensor:
+    """Sum over latent pairs (k<l) of the Hausdorff distance between the batch's joint 2-D support
+    and the product of its marginal supports. `z`: `(n, d)`."""
     if reduction not in HFS_REDUCTIONS:
-        raise ValueError(f"unknown HFS reduction {reduction!r}: expected one of {', '.join(HFS_REDUCTIONS)}")
+        raise ValueError(f"unknown HFS reduction {reduction!r}: "
+                         f"expected one of {', '.join(HFS_REDUCTIONS)}")
     if z.dim() != 2 or z.shape[1] < 2:
         raise ValueError(f"z has shape {tuple(z.shape)}: expected (n, d) with d ≥ 2")
     d = z.shape[1]
-    sq = (z.T[:, :, None] - z.T[:, None, :]).pow(2)          # (d, n_a, n_b): per-dimension squared gaps
+    # (d, n_a, n_b): per-dimension squared gaps
+    sq = (z.T[:, :, None] - z.T[:, None, :]).pow(2)
     rows, cols = torch.triu_indices(d, d, offset=1, device=z.device)
     total = z.new_zeros(())
     for start in range(0, rows.numel(), pairs_per_chunk):
@@ -155,7 +167,8 @@ BASE_MODELS = ("beta_vae", "beta_tcvae")
 def vae_loss(x: torch.Tensor, out: VAEOutput, model: str = "beta_vae", beta: float = 1.0,
              hfs_gamma: float = 0.0, hfs_reduction: str = "max",
              dataset_size: int | None = None) -> dict[str, torch.Tensor]:
-    "Loss terms for one batch: keys `rec`, `kl`, (`tc`), (`hfs`) and `loss` (the weighted total, without any geometric regularizer)."
+    """Loss terms for one batch: keys `rec`, `kl`, (`tc`), (`hfs`) and `loss` (the weighted total,
+    without any geometric regularizer)."""
     if model not in BASE_MODELS:
         raise ValueError(f"unknown model {model!r}: expected one of {', '.join(BASE_MODELS)}")
     terms = {"rec": reconstruction_loss(out.logits, x), "kl": kl_divergence(out.mu, out.logvar)}

@@ -24,7 +24,8 @@ JACOBIAN_MODES = ("isometry", "conformal")
 
 def check_choice(what: str, value, choices: tuple) -> None:
     if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}: expected one of {', '.join(map(str, choices))}")
+        raise ValueError(f"unknown {what} {value!r}: "
+                         f"expected one of {', '.join(map(str, choices))}")
 
 @dataclass(frozen=True)
 class RegularizerSpec:
@@ -32,12 +33,15 @@ class RegularizerSpec:
     kind: str = "none"             # one of REGULARIZERS
     target: str = "decoder"        # one of TARGETS (gmg/dst; the Jacobian term is on the decoder)
     cost: str = "cosine"           # one of gmg.costs.COST_KINDS, on both sides
-    eps0: float = DEFAULT_EPS0     # ε = eps0 · σ(Cx) · σ(Cy), spreads of the centred costs (gmg.gap's rule)
+    # ε = eps0 · σ(Cx) · σ(Cy), spreads of the centred costs (gmg.gap's rule)
+    eps0: float = DEFAULT_EPS0
     latents: str = "posterior"     # decoder reference batch, one of DECODER_LATENTS
     jacobian_mode: str = "isometry"  # one of JACOBIAN_MODES
     projections: int = 1           # random projection pairs per point for the Jacobian estimate
-    gw_max_iter: int = 20          # GW mirror-descent steps per GMG call (gmg.gap's max_iter; "Gradient honesty")
-    sinkhorn_iter: int = 30        # Sinkhorn iterations per mirror-descent step (gmg.gap's sinkhorn_iter)
+    # GW mirror-descent steps per GMG call (gmg.gap's max_iter; "Gradient honesty")
+    gw_max_iter: int = 20
+    # Sinkhorn iterations per mirror-descent step (gmg.gap's sinkhorn_iter)
+    sinkhorn_iter: int = 30
 
     def __post_init__(self):
         check_choice("regularizer", self.kind, REGULARIZERS)
@@ -56,7 +60,8 @@ class RegularizerSpec:
 # %% ../nbs/12_regularizers.ipynb #c006
 def map_pair(spec: RegularizerSpec, model: VAE, x: torch.Tensor, out: VAEOutput,
              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    "`(reference, image)` for `spec.target`: `(x, mu)` for the encoder, `(z, sigmoid(decoder(z)))` for the decoder."
+    """`(reference, image)` for `spec.target`: `(x, mu)` for the encoder, `(z, sigmoid(decoder(z)))`
+    for the decoder."""
     if spec.target == "encoder":
         return x, out.mu
     if spec.latents == "posterior":
@@ -65,15 +70,19 @@ def map_pair(spec: RegularizerSpec, model: VAE, x: torch.Tensor, out: VAEOutput,
     return z, model.decode(z)
 
 # %% ../nbs/12_regularizers.ipynb #c008
-def jacobian_regularizer(decoder_mean, z: torch.Tensor, mode: str = "isometry", projections: int = 1,
+def jacobian_regularizer(decoder_mean, z: torch.Tensor, mode: str = "isometry",
+                         projections: int = 1,
                          generator: torch.Generator | None = None) -> torch.Tensor:
-    "Relaxed isometry (or conformality) distortion of `decoder_mean: (n, d) -> (n, ...)` at codes `z: (n, d)`. Scalar ≥ 0 in expectation."
+    """Relaxed isometry (or conformality) distortion of `decoder_mean: (n, d) -> (n, ...)` at codes
+    `z: (n, d)`. Scalar ≥ 0 in expectation."""
     check_choice("Jacobian mode", mode, JACOBIAN_MODES)
     n, d = z.shape
     zz = z.detach().repeat(2 * projections, 1)                        # (2kn, d)
-    # directions uniform on the sphere of radius √d: E[v vᵀ] = I as for Gaussians, but ‖Jv‖² is exact when G = cI
+    # directions uniform on the sphere of radius √d: E[v vᵀ] = I as for Gaussians, but ‖Jv‖² is
+    # exact when G = cI
     gauss = torch.randn(zz.shape, generator=generator, dtype=z.dtype, device=z.device)
-    tangents = gauss * (d ** 0.5 / gauss.norm(dim=1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny))
+    tangents = gauss * (d ** 0.5
+                        / gauss.norm(dim=1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny))
     _, jt = torch.func.jvp(lambda t: decoder_mean(t).flatten(1), (zz,), (tangents,))
     jv, jw = jt.view(2, projections, n, -1).unbind(0)                 # (k, n, D) each
     tr_g2 = (jv * jw).sum(-1).pow(2).mean(0)                          # (n,) estimates of tr(G²)
@@ -85,22 +94,27 @@ def jacobian_regularizer(decoder_mean, z: torch.Tensor, mode: str = "isometry", 
 
 # %% ../nbs/12_regularizers.ipynb #c012
 def _gap_with_info(spec: RegularizerSpec, ref: torch.Tensor, img: torch.Tensor):
-    value, info = gromov_monge_gap(ref, img, cost=spec.cost, eps0=spec.eps0, max_iter=spec.gw_max_iter,
-                                   sinkhorn_iter=spec.sinkhorn_iter, warn_unconverged=False, return_info=True)
-    # the bias ε·H(P) beside the value: when the two are close, the value is entropic blur, not a gap
+    value, info = gromov_monge_gap(ref, img, cost=spec.cost, eps0=spec.eps0,
+                                   max_iter=spec.gw_max_iter, sinkhorn_iter=spec.sinkhorn_iter,
+                                   warn_unconverged=False, return_info=True)
+    # the bias ε·H(P) beside the value: when the two are close, the value is entropic blur, not a
+    # gap
     diag = {"gmg": value.detach(), "dst": info.distortion.detach(), "gmg_bias": info.bias,
-            "plan_entropy": (info.entropy / math.log(ref.shape[0])).detach(),   # 1: a permutation, 2: product
+            # 1: a permutation, 2: product
+            "plan_entropy": (info.entropy / math.log(ref.shape[0])).detach(),
             "eps": info.eps.detach(), "gw_iter": float(info.n_iter),
             "gw_converged": float(bool(torch.as_tensor(info.converged).all()))}
     return value, diag
 
 def regularizer_term(spec: RegularizerSpec, model: VAE, x: torch.Tensor, out: VAEOutput,
-                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
+                     generator: torch.Generator | None = None
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
     "Value of `spec`'s term on the batch `x` (with `out = model(x)`) and detached diagnostics."
     if spec.kind == "none":
         return out.mu.sum() * 0.0, {}
     if spec.kind == "jacobian":
-        value = jacobian_regularizer(model.decode, out.z, spec.jacobian_mode, spec.projections, generator)
+        value = jacobian_regularizer(model.decode, out.z, spec.jacobian_mode, spec.projections,
+                                     generator)
         return value, {"jacobian": value.detach()}
     ref, img = map_pair(spec, model, x, out, generator)
     if spec.kind == "gmg":
@@ -111,13 +125,16 @@ def regularizer_term(spec: RegularizerSpec, model: VAE, x: torch.Tensor, out: VA
 @torch.no_grad()
 def monitor_gmg(spec: RegularizerSpec, model: VAE, x: torch.Tensor, out: VAEOutput,
                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor | float]:
-    "GMG diagnostics of the configured target and cost, without gradient (for runs that do not train with GMG)."
+    """GMG diagnostics of the configured target and cost, without gradient (for runs that do not
+    train with GMG)."""
     ref, img = map_pair(spec, model, x, out, generator)
     return _gap_with_info(spec, ref.detach(), img.detach())[1]
 
 # %% ../nbs/12_regularizers.ipynb #c017
 def check_decoder_free(spec: RegularizerSpec, lam: float) -> None:
-    "Raise `ValueError` unless `spec` can train an encoder without reconstruction (GMG/DST on the encoder, λ > 0)."
+    """Raise `ValueError` unless `spec` can train an encoder without reconstruction (GMG/DST on the
+    encoder, λ > 0)."""
     if spec.kind not in ("gmg", "dst") or spec.target != "encoder" or not lam > 0:
-        raise ValueError("the decoder-free variant needs regularizer 'gmg' or 'dst' on target 'encoder' with "
-                         f"lam > 0, got regularizer={spec.kind!r}, target={spec.target!r}, lam={lam}")
+        raise ValueError("the decoder-free variant needs regularizer 'gmg' or 'dst' on target "
+                         f"'encoder' with lam > 0, got regularizer={spec.kind!r}, "
+                         f"target={spec.target!r}, lam={lam}")

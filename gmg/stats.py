@@ -27,7 +27,8 @@ def check_differences(d, min_n: int = 2) -> np.ndarray:
     except (TypeError, ValueError):
         raise ValueError(f"paired differences must be numbers, got {d!r}") from None
     if a.ndim != 1:
-        raise ValueError(f"paired differences must be a 1-d array (one value per seed), got shape {a.shape}")
+        raise ValueError(f"paired differences must be a 1-d array (one value per seed), "
+                         f"got shape {a.shape}")
     if len(a) < min_n:
         raise ValueError(f"need at least {min_n} paired differences, got {len(a)}")
     if not np.isfinite(a).all():
@@ -35,7 +36,8 @@ def check_differences(d, min_n: int = 2) -> np.ndarray:
     return a
 
 def check_probability(value: float, name: str = "alpha") -> float:
-    "`value` as a float strictly between 0 and 1 (a level α, a confidence level, a power); `ValueError` otherwise."
+    """`value` as a float strictly between 0 and 1 (a level α, a confidence level, a power);
+    `ValueError` otherwise."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -46,11 +48,12 @@ def check_probability(value: float, name: str = "alpha") -> float:
 
 # %% ../nbs/17_stats.ipynb #c007
 def t_test(d, level: float = 0.95) -> dict:
-    """Paired t-test of mean 0 on differences `d` `(n,)`: `n`, `mean`, `sd` (ddof 1), the two-sided p-value
-    `p_t` and Student's t interval `t_low`, `t_high` of the mean at confidence `level`."""
+    """Paired t-test of mean 0 on differences `d` `(n,)`: `n`, `mean`, `sd` (ddof 1), the two-sided
+    p-value `p_t` and Student's t interval `t_low`, `t_high` of the mean at confidence `level`."""
     d, level = check_differences(d), check_probability(level, "level")
     n = len(d)
-    if np.all(d == d[0]):   # no spread (tested exactly: a float mean of equal values may carry rounding)
+    # no spread (tested exactly: a float mean of equal values may carry rounding)
+    if np.all(d == d[0]):
         mean = float(d[0])
         return dict(n=n, mean=mean, sd=0.0, p_t=1.0 if mean == 0 else 0.0, t_low=mean, t_high=mean)
     mean, sd = float(d.mean()), float(d.std(ddof=1))
@@ -61,7 +64,8 @@ def t_test(d, level: float = 0.95) -> dict:
 
 # %% ../nbs/17_stats.ipynb #c010
 def sign_test(d) -> float:
-    "Exact two-sided sign test of median 0 for differences `d` `(n,)` (zeros dropped; 1.0 if all are zero)."
+    """Exact two-sided sign test of median 0 for differences `d` `(n,)` (zeros dropped; 1.0 if all
+    are zero)."""
     d = check_differences(d)
     m, k = int(np.count_nonzero(d)), int(np.count_nonzero(d > 0))
     if m == 0:
@@ -78,12 +82,13 @@ def sign_flip_patterns(n: int) -> np.ndarray:
     return 1 - 2 * bits
 
 def permutation_test(d, n_resamples: int = 100_000, seed: int = 0) -> float:
-    """Two-sided sign-flip permutation test of mean 0 for differences `d` `(n,)`, statistic |Σd|: exact over all
-    `2**n` flips for n ≤ 16, else `n_resamples` random flips (seeded)."""
+    """Two-sided sign-flip permutation test of mean 0 for differences `d` `(n,)`, statistic |Σd|:
+    exact over all `2**n` flips for n ≤ 16, else `n_resamples` random flips (seeded)."""
     d = check_differences(d)
     n = len(d)
     observed = abs(d.sum())
-    tolerance = 1e-12 * max(1.0, float(np.abs(d).sum()))   # equal sums computed in another order still tie
+    # equal sums computed in another order still tie
+    tolerance = 1e-12 * max(1.0, float(np.abs(d).sum()))
     if n <= EXACT_FLIPS_MAX_N:
         flipped = np.abs(sign_flip_patterns(n) @ d)
         return float(np.mean(flipped >= observed - tolerance))
@@ -96,8 +101,10 @@ def permutation_test(d, n_resamples: int = 100_000, seed: int = 0) -> float:
 # %% ../nbs/17_stats.ipynb #c016
 BCA_MIN_N = 6
 
-def bca_interval(d, level: float = 0.95, n_resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    "BCa bootstrap interval `(low, high)` of the mean of differences `d` `(n,)`, n ≥ 6, at confidence `level`."
+def bca_interval(d, level: float = 0.95, n_resamples: int = 10_000,
+                 seed: int = 0) -> tuple[float, float]:
+    """BCa bootstrap interval `(low, high)` of the mean of differences `d` `(n,)`, n ≥ 6, at
+    confidence `level`."""
     d, level = check_differences(d, BCA_MIN_N), check_probability(level, "level")
     if n_resamples < 100:
         raise ValueError(f"n_resamples must be ≥ 100 for a BCa interval, got {n_resamples}")
@@ -107,7 +114,7 @@ def bca_interval(d, level: float = 0.95, n_resamples: int = 10_000, seed: int = 
     means = d[np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))].mean(axis=1)
     below = (np.count_nonzero(means < mean) + 0.5 * np.count_nonzero(means == mean)) / n_resamples
     z0 = stats.norm.ppf(np.clip(below, 0.5 / n_resamples, 1 - 0.5 / n_resamples))
-    jack = (d.sum() - d) / (n - 1)                              # the mean without value i, shape (n,)
+    jack = (d.sum() - d) / (n - 1)   # the mean without value i, shape (n,)
     u = jack.mean() - jack
     a = float((u ** 3).sum() / (6 * (u ** 2).sum() ** 1.5))
     z = stats.norm.ppf([(1 - level) / 2, (1 + level) / 2])
@@ -133,7 +140,8 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
 # %% ../nbs/17_stats.ipynb #c022
 @functools.lru_cache(maxsize=1024)
 def standardized_mde(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
-    "δ/sd that a two-sided one-sample (paired) t-test with `n` values at level `alpha` detects with `power` (nct)."
+    """δ/sd that a two-sided one-sample (paired) t-test with `n` values at level `alpha` detects
+    with `power` (nct)."""
     if int(n) != n or n < 2:
         raise ValueError(f"need n ≥ 2 paired differences, got {n}")
     alpha, power = check_probability(alpha, "alpha"), check_probability(power, "power")
@@ -142,7 +150,8 @@ def standardized_mde(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
     df, crit = n - 1, stats.t.ppf(1 - alpha / 2, n - 1)
     def excess(effect: float) -> float:
         nc = effect * math.sqrt(n)
-        # P(T < -crit) computed as P(T > crit) under -nc: scipy's nct.cdf returns NaN far in that tail
+        # P(T < -crit) computed as P(T > crit) under -nc: scipy's nct.cdf returns NaN far in that
+        # tail
         return stats.nct.sf(crit, df, nc) + stats.nct.sf(crit, df, -nc) - power
     high = 1.0
     while excess(high) < 0:
@@ -152,7 +161,8 @@ def standardized_mde(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
     return float(optimize.brentq(excess, 0.0, high, xtol=1e-10, rtol=1e-12))
 
 def min_detectable_effect(n: int, sd: float, alpha: float = 0.05, power: float = 0.8) -> float:
-    "The mean difference (units of `sd`'s score) detected with `power` by a two-sided paired t-test with `n` seeds."
+    """The mean difference (units of `sd`'s score) detected with `power` by a two-sided paired
+    t-test with `n` seeds."""
     if not math.isfinite(sd) or sd < 0:
         raise ValueError(f"sd must be a finite number ≥ 0, got {sd}")
     return float(sd) * standardized_mde(int(n), float(alpha), float(power))
@@ -161,13 +171,16 @@ def min_detectable_effect(n: int, sd: float, alpha: float = 0.05, power: float =
 VERDICTS = ("reproduced", "contradicted", "inconclusive")
 
 def verdict(p_adjusted: float, mean: float, alpha: float = 0.05, direction: int = 1) -> str:
-    """"reproduced" if `p_adjusted` < `alpha` and `mean` has the sign `direction` (+1 or -1) of the paper's claim,
-    "contradicted" if significant with the opposite sign, "inconclusive" otherwise."""
+    """"reproduced" if `p_adjusted` < `alpha` and `mean` has the sign `direction` (+1 or -1) of the
+    paper's claim, "contradicted" if significant with the opposite sign, "inconclusive"
+    otherwise."""
     alpha = check_probability(alpha)
     if direction not in (1, -1):
-        raise ValueError(f"direction must be +1 or -1 (the sign the paper claims), got {direction!r}")
+        raise ValueError(f"direction must be +1 or -1 (the sign the paper claims), "
+                         f"got {direction!r}")
     if not 0 <= p_adjusted <= 1 or not math.isfinite(mean):
-        raise ValueError(f"need a p-value in [0, 1] and a finite mean, got p={p_adjusted}, mean={mean}")
+        raise ValueError(f"need a p-value in [0, 1] and a finite mean, "
+                         f"got p={p_adjusted}, mean={mean}")
     if p_adjusted < alpha and mean * direction > 0:
         return "reproduced"
     if p_adjusted < alpha and mean * direction < 0:
@@ -175,7 +188,8 @@ def verdict(p_adjusted: float, mean: float, alpha: float = 0.05, direction: int 
     return "inconclusive"
 
 def combine_verdicts(verdicts: Sequence[str]) -> str:
-    "One verdict for a claim made of several comparisons: all reproduced, any contradicted, else inconclusive."
+    """One verdict for a claim made of several comparisons: all reproduced, any contradicted, else
+    inconclusive."""
     if not verdicts or any(v not in VERDICTS for v in verdicts):
         raise ValueError(f"expected a non-empty list of {', '.join(VERDICTS)}, got {verdicts!r}")
     if "contradicted" in verdicts:
@@ -184,22 +198,26 @@ def combine_verdicts(verdicts: Sequence[str]) -> str:
 
 # %% ../nbs/17_stats.ipynb #c029
 def paired_summary(d, level: float = 0.95, n_boot: int = 0, seed: int = 0) -> dict:
-    """Everything about one comparison's differences `d` `(n,)`: `n`, `mean`, `sd`, Student's t interval `t_low`,
-    `t_high` at `level`, the p-values `p_t` (paired t), `p_sign` (sign test), `p_perm` (sign flips), and the BCa
-    interval `bca_low`, `bca_high` with `n_boot` resamples — NaN unless n ≥ 6 and `n_boot` > 0."""
+    """Everything about one comparison's differences `d` `(n,)`: `n`, `mean`, `sd`, Student's t
+    interval `t_low`, `t_high` at `level`, the p-values `p_t` (paired t), `p_sign` (sign test),
+    `p_perm` (sign flips), and the BCa interval `bca_low`, `bca_high` with `n_boot` resamples — NaN
+    unless n ≥ 6 and `n_boot` > 0."""
     d = check_differences(d)
     summary = t_test(d, level)
     summary.update(p_sign=sign_test(d), p_perm=permutation_test(d, seed=seed))
-    bca = bca_interval(d, level, n_boot, seed) if n_boot > 0 and len(d) >= BCA_MIN_N else (math.nan, math.nan)
+    bca = (bca_interval(d, level, n_boot, seed) if n_boot > 0 and len(d) >= BCA_MIN_N
+           else (math.nan, math.nan))
     summary.update(bca_low=bca[0], bca_high=bca[1])
     return summary
 
-def judge_family(differences: Sequence, directions: Sequence[int] | None = None, alpha: float = 0.05,
-                 power: float = 0.8, n_boot: int = 0, seed: int = 0) -> list[dict]:
-    """Judge `m` comparisons together. `differences`: `m` arrays of paired differences (each `(n_k,)`, n_k ≥ 2);
-    `directions`: the sign each should have by the paper (+1 or -1; default all +1). Returns `m` dicts: the
-    `paired_summary` at confidence 1 − `alpha`, `p_holm` (Holm over the m t-test p-values), `verdict`, and `mde`,
-    the minimal detectable effect at `power` and level `mde_alpha` = alpha/m (with the comparison's n and sd)."""
+def judge_family(differences: Sequence, directions: Sequence[int] | None = None,
+                 alpha: float = 0.05, power: float = 0.8, n_boot: int = 0,
+                 seed: int = 0) -> list[dict]:
+    """Judge `m` comparisons together. `differences`: `m` arrays of paired differences (each
+    `(n_k,)`, n_k ≥ 2); `directions`: the sign each should have by the paper (+1 or -1; default all
+    +1). Returns `m` dicts: the `paired_summary` at confidence 1 − `alpha`, `p_holm` (Holm over the
+    m t-test p-values), `verdict`, and `mde`, the minimal detectable effect at `power` and level
+    `mde_alpha` = alpha/m (with the comparison's n and sd)."""
     alpha = check_probability(alpha)
     m = len(differences)
     if m == 0:
@@ -209,6 +227,8 @@ def judge_family(differences: Sequence, directions: Sequence[int] | None = None,
         raise ValueError(f"{len(directions)} directions for {m} comparisons")
     rows = [paired_summary(d, 1 - alpha, n_boot, seed) for d in differences]
     for row, p_holm, direction in zip(rows, holm([r["p_t"] for r in rows]), directions):
-        row.update(direction=direction, p_holm=float(p_holm), verdict=verdict(p_holm, row["mean"], alpha, direction),
-                   mde=min_detectable_effect(row["n"], row["sd"], alpha / m, power), mde_alpha=alpha / m)
+        row.update(direction=direction, p_holm=float(p_holm),
+                   verdict=verdict(p_holm, row["mean"], alpha, direction),
+                   mde=min_detectable_effect(row["n"], row["sd"], alpha / m, power),
+                   mde_alpha=alpha / m)
     return rows

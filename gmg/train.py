@@ -15,8 +15,8 @@ import torch
 from .costs import COST_KINDS
 from .gap import DEFAULT_EPS0
 from .models import BASE_MODELS, HFS_REDUCTIONS, VAE, VAEOutput, vae_loss
-from .regularizers import (check_choice, DECODER_LATENTS, JACOBIAN_MODES, REGULARIZERS, TARGETS, RegularizerSpec,
-                              check_decoder_free, monitor_gmg, regularizer_term)
+from .regularizers import (check_choice, DECODER_LATENTS, JACOBIAN_MODES, REGULARIZERS, TARGETS,
+                              RegularizerSpec, check_decoder_free, monitor_gmg, regularizer_term)
 
 # %% auto #0
 __all__ = ['DATASETS', 'SOURCES', 'DEVICES', 'PRECISIONS', 'RESUMABLE_CHANGES', 'CHECKPOINT', 'TrainConfig', 'atomic_write',
@@ -107,7 +107,7 @@ class TrainConfig:
     target: str = "decoder"          # one of gmg.regularizers.TARGETS
     cost: str = "cosine"             # one of gmg.costs.COST_KINDS
     lam: float = 0.0                 # weight λ of the regularizer
-    eps0: float = DEFAULT_EPS0       # ε0 of the GMG ε rule ε = ε0·σ(Cx)·σ(Cy) (gmg.gap.DEFAULT_EPS0)
+    eps0: float = DEFAULT_EPS0  # ε0 of the GMG ε rule ε = ε0·σ(Cx)·σ(Cy) (gmg.gap.DEFAULT_EPS0)
     latents: str = "posterior"       # decoder reference batch, one of DECODER_LATENTS
     jacobian_mode: str = "isometry"  # one of JACOBIAN_MODES
     gw_max_iter: int = 20            # GW mirror-descent steps per GMG call
@@ -134,11 +134,12 @@ class TrainConfig:
         check_choice("device", self.device, DEVICES)
         check_choice("precision", self.precision, PRECISIONS)
         spec = self.regularizer_spec()   # validates regularizer, target, cost, latents, eps0
-        for name, low in [("beta", 0.0), ("hfs_gamma", 0.0), ("lam", 0.0), ("seed", 0), ("threads", 0)]:
+        for name, low in [("beta", 0.0), ("hfs_gamma", 0.0), ("lam", 0.0), ("seed", 0),
+                          ("threads", 0)]:
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be ≥ {low}, got {getattr(self, name)}")
-        for name, low in [("latent_dim", 1), ("batch_size", 2), ("steps", 1), ("checkpoint_every", 1),
-                          ("log_every", 1)]:
+        for name, low in [("latent_dim", 1), ("batch_size", 2), ("steps", 1),
+                          ("checkpoint_every", 1), ("log_every", 1)]:
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be ≥ {low}, got {getattr(self, name)}")
         if not self.lr > 0:
@@ -149,8 +150,8 @@ class TrainConfig:
             raise ValueError(f"lam={self.lam} but regularizer='none': choose one of "
                              f"{', '.join(r for r in REGULARIZERS if r != 'none')}, or set lam=0")
         if self.lam == 0 and self.regularizer != "none":
-            raise ValueError(f"regularizer={self.regularizer!r} but lam=0: the run would train without it; "
-                             f"set lam > 0, or regularizer='none'")
+            raise ValueError(f"regularizer={self.regularizer!r} but lam=0: the run would train "
+                             f"without it; set lam > 0, or regularizer='none'")
 
         if self.decoder_free:
             check_decoder_free(spec, self.lam)
@@ -161,13 +162,16 @@ class TrainConfig:
             value, kind = getattr(self, f.name), hints[f.name]
             ok = {float: isinstance(value, (int, float)) and not isinstance(value, bool),
                   int: isinstance(value, int) and not isinstance(value, bool),
-                  bool: isinstance(value, bool), str: isinstance(value, str)}.get(kind, value is None or isinstance(value, str))
+                  bool: isinstance(value, bool),
+                  str: isinstance(value, str)}.get(kind, value is None or isinstance(value, str))
             if not ok:
-                raise ValueError(f"{f.name} must be of type {getattr(kind, '__name__', kind)}, got {value!r}")
+                raise ValueError(f"{f.name} must be of type {getattr(kind, '__name__', kind)}, "
+                                 f"got {value!r}")
 
     def regularizer_spec(self) -> RegularizerSpec:
-        return RegularizerSpec(kind=self.regularizer, target=self.target, cost=self.cost, eps0=self.eps0,
-                               latents=self.latents, jacobian_mode=self.jacobian_mode,
+        return RegularizerSpec(kind=self.regularizer, target=self.target, cost=self.cost,
+                               eps0=self.eps0, latents=self.latents,
+                               jacobian_mode=self.jacobian_mode,
                                gw_max_iter=self.gw_max_iter, sinkhorn_iter=self.sinkhorn_iter)
 
     @classmethod
@@ -176,7 +180,8 @@ class TrainConfig:
         valid = [f.name for f in fields(cls)]
         unknown = sorted(set(d) - set(valid))
         if unknown:
-            raise ValueError(f"unknown configuration key(s) {', '.join(unknown)}: expected some of {', '.join(valid)}")
+            raise ValueError(f"unknown configuration key(s) {', '.join(unknown)}: "
+                             f"expected some of {', '.join(valid)}")
         return cls(**d)
 
     def to_dict(self) -> dict:
@@ -191,9 +196,10 @@ def _umask() -> int:
     return mask
 
 def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call `write(tmp_path)`, then fsync and rename the file onto `path` (never a half-written `path`).
-    The file gets the mode any new file gets (0666 less the umask), not `mkstemp`'s private 0600: outputs live
-    on shared filesystems and in DVC caches that others read."""
+    """Call `write(tmp_path)`, then fsync and rename the file onto `path` (never a half-written
+    `path`).
+    The file gets the mode any new file gets (0666 less the umask), not `mkstemp`'s private 0600:
+    outputs live on shared filesystems and in DVC caches that others read."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -211,12 +217,16 @@ def atomic_write(path: str | os.PathLike, write) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
-def save_checkpoint(path, *, step: int, config: TrainConfig, model: VAE, optimizer: torch.optim.Optimizer,
-                    generator: torch.Generator, np_rng: np.random.Generator, last_logged: dict | None = None,
+# %% ../nbs/14_train.ipynb #c007b
+def save_checkpoint(path, *, step: int, config: TrainConfig, model: VAE,
+                    optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                    np_rng: np.random.Generator, last_logged: dict | None = None,
                     window: dict | None = None) -> None:
-    """Everything needed to continue the run exactly. `last_logged`: the latest logged metrics (floats);
-    `window`: the running sums of the loss terms since the last logged step (so the next mean is exact)."""
-    state = {"step": step, "config": config.to_dict(), "model": model.state_dict(), "last_logged": last_logged or {},
+    """Everything needed to continue the run exactly. `last_logged`: the latest logged metrics
+    (floats); `window`: the running sums of the loss terms since the last logged step (so the next
+    mean is exact)."""
+    state = {"step": step, "config": config.to_dict(), "model": model.state_dict(),
+             "last_logged": last_logged or {},
              "window": window or {},
              "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
              "torch_rng": torch.get_rng_state(), "numpy_rng": np_rng.bit_generator.state,
@@ -224,16 +234,19 @@ def save_checkpoint(path, *, step: int, config: TrainConfig, model: VAE, optimiz
     atomic_write(path, lambda tmp: _save_bytes_stable(state, tmp))
 
 def _save_bytes_stable(obj, path) -> None:
-    # through an open file: `torch.save(obj, path)` names the archive's inner folder after the (random) temporary
-    # file name, so two identical runs would write different bytes and DVC would see different outputs
+    # through an open file: `torch.save(obj, path)` names the archive's inner folder after the
+    # (random) temporary file name, so two identical runs would write different bytes and DVC would
+    # see different outputs
     with open(path, "wb") as fh:
         torch.save(_interned(obj), fh)
 
 def _interned(obj):
-    """`obj` rebuilt with every string interned (dicts keep their type and a state dict's `_metadata`).
-    Pickle writes a string once per object and refers back to it afterwards, so its bytes depend on which equal
-    strings happen to be one object. A resumed run's strings come from the loaded checkpoint, an uninterrupted
-    run's from the code: interning makes equal strings one object in both, hence the same bytes."""
+    """`obj` rebuilt with every string interned (dicts keep their type and a state dict's
+    `_metadata`).
+    Pickle writes a string once per object and refers back to it afterwards, so its bytes depend on
+    which equal strings happen to be one object. A resumed run's strings come from the loaded
+    checkpoint, an uninterrupted run's from the code: interning makes equal strings one object in
+    both, hence the same bytes."""
     if isinstance(obj, str):
         return sys.intern(obj)
     if isinstance(obj, dict):
@@ -241,13 +254,16 @@ def _interned(obj):
         if hasattr(obj, "_metadata"):          # `nn.Module.state_dict()`: per-submodule versions
             copy._metadata = _interned(obj._metadata)
         return copy
-    if type(obj) in (list, tuple):             # exact types only: a named tuple is rebuilt differently
+    # exact types only: a named tuple is rebuilt differently
+    if type(obj) in (list, tuple):
         return type(obj)(_interned(v) for v in obj)
     return obj
 
+# %% ../nbs/14_train.ipynb #c007d
 def remove_stale_temporaries(out_dir) -> list[Path]:
-    """Delete the temporary files (`.<name>.<random>.tmp`) that `atomic_write` leaves when its process is killed
-    mid-write; returns them. Run before a run (re)starts in `out_dir`: DVC hashes the whole run folder."""
+    """Delete the temporary files (`.<name>.<random>.tmp`) that `atomic_write` leaves when its
+    process is killed mid-write; returns them. Run before a run (re)starts in `out_dir`: DVC hashes
+    the whole run folder."""
     stale = sorted(p for p in Path(out_dir).rglob(".*.tmp") if p.is_file())
     for p in stale:
         p.unlink()
@@ -255,35 +271,41 @@ def remove_stale_temporaries(out_dir) -> list[Path]:
 
 
 def load_checkpoint(path) -> dict:
-    "The checkpoint's dictionary, tensors on CPU (`train` moves model and optimizer states to its device)."
+    """The checkpoint's dictionary, tensors on CPU (`train` moves model and optimizer states to its
+    device)."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"cannot read checkpoint {path}: it is a directory, expected a file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:   # a truncated, foreign or unsafe file: say which, never half-load
-        # torch's message suggests retrying with weights_only=False, i.e. running the file's code: never
-        # pass that on. Keep only its first line that is not that advice.
+        # torch's message suggests retrying with weights_only=False, i.e. running the file's code:
+        # never pass that on. Keep only its first line that is not that advice.
         unsafe_advice = ("weights_only", "still be loaded", "trust the source")
-        detail = "" if any(a in str(e) for a in unsafe_advice) else f" ({str(e).splitlines()[0] if str(e) else ''})"
-        raise ValueError(f"cannot read checkpoint {path}: not a checkpoint this package wrote, or one that would "
-                         f"run code when loaded (refused): {type(e).__name__}{detail}. If a run was cut off while "
-                         f"writing it, delete it to train again from step 0 (checkpoints are written atomically, "
-                         f"so a damaged one was damaged after its write)") from None
+        detail = ("" if any(a in str(e) for a in unsafe_advice)
+                  else f" ({str(e).splitlines()[0] if str(e) else ''})")
+        raise ValueError(f"cannot read checkpoint {path}: not a checkpoint this package wrote, or "
+                         "one that would run code when loaded (refused): "
+                         f"{type(e).__name__}{detail}. If a run was cut off while writing it, "
+                         "delete it to train again from step 0 (checkpoints are written "
+                         "atomically, so a damaged one was damaged after its write)") from None
 
 
 
 def _check_resumable(saved: dict, config: TrainConfig, path) -> None:
     ours = config.to_dict()
-    diff = {k: (saved.get(k), ours[k]) for k in ours if k not in RESUMABLE_CHANGES and saved.get(k) != ours[k]}
+    diff = {k: (saved.get(k), ours[k]) for k in ours
+            if k not in RESUMABLE_CHANGES and saved.get(k) != ours[k]}
     if diff:
         listed = "; ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(f"{path} was written by a different configuration ({listed}); use another out_dir "
-                         f"or delete the checkpoint. Only {', '.join(RESUMABLE_CHANGES)} may change on resume")
+        raise ValueError(f"{path} was written by a different configuration ({listed}); use another "
+                         f"out_dir or delete the checkpoint. Only {', '.join(RESUMABLE_CHANGES)} "
+                         "may change on resume")
 
 # %% ../nbs/14_train.ipynb #c009
 def _truncate_history(live_dir: Path, last_step: int) -> None:
-    "Drop dvclive rows with step > last_step (logged by a killed process after its last checkpoint)."
+    """Drop dvclive rows with step > last_step (logged by a killed process after its last
+    checkpoint)."""
     for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
         lines = tsv.read_text().splitlines()
         if not lines:
@@ -293,9 +315,11 @@ def _truncate_history(live_dir: Path, last_step: int) -> None:
         atomic_write_text(tsv, "\n".join(kept) + "\n")
 
 def _repair_summary(live_dir: Path, last_logged: dict, last_step: int) -> None:
-    """Rewrite dvclive's summary (`metrics.json`) from the checkpoint when a kill left it empty or half-written
-    (dvclive rewrites it in place at every logged step): dvclive cannot resume from it, and it is an output.
-    Same content and layout as dvclive writes: the last logged metrics, then the step they were logged at."""
+    """Rewrite dvclive's summary (`metrics.json`) from the checkpoint when a kill left it empty or
+    half-written (dvclive rewrites it in place at every logged step): dvclive cannot resume from it,
+    and it is an output.
+    Same content and layout as dvclive writes: the last logged metrics, then the step they were
+    logged at."""
     path = live_dir / "metrics.json"
     try:
         json.loads(path.read_text())
@@ -308,9 +332,11 @@ def _repair_summary(live_dir: Path, last_logged: dict, last_step: int) -> None:
     summary = {"train": dict(last_logged), "step": last_step} if last_logged else {}
     atomic_write_text(path, json.dumps(summary, indent=4) + "\n")
 
-def _open_live(out_dir: Path, resume_step: int | None, last_logged: dict | None = None, last_step: int = 0):
-    """dvclive's logger for `out_dir`; on resume its history is cut back to `resume_step` (the checkpoint's
-    step) and its summary repaired from the checkpoint's `last_logged` metrics (logged at `last_step`)."""
+def _open_live(out_dir: Path, resume_step: int | None, last_logged: dict | None = None,
+               last_step: int = 0):
+    """dvclive's logger for `out_dir`; on resume its history is cut back to `resume_step` (the
+    checkpoint's step) and its summary repaired from the checkpoint's `last_logged` metrics (logged
+    at `last_step`)."""
     logging.getLogger("dvclive").setLevel(logging.WARNING)
     from dvclive import Live   # imported lazily: it pulls in dvc
     live_dir = out_dir / "dvclive"
@@ -325,8 +351,10 @@ def _grad_norm(params) -> float:
 
 # %% ../nbs/14_train.ipynb #c011
 @torch.no_grad()
-def latent_traversal(model: VAE, image: torch.Tensor, values: int = 9, span: float = 2.5) -> torch.Tensor:
-    "Decoded traversals `(latent_dim, values, C, 64, 64)` around the encoding of `image` `(C, 64, 64)`."
+def latent_traversal(model: VAE, image: torch.Tensor, values: int = 9,
+                     span: float = 2.5) -> torch.Tensor:
+    """Decoded traversals `(latent_dim, values, C, 64, 64)` around the encoding of `image`
+    `(C, 64, 64)`."""
     mu = model.encode(image[None])[0]
     grid = torch.linspace(-span, span, values, device=mu.device)
     codes = mu.repeat(model.latent_dim, values, 1)                    # (d, values, d)
@@ -343,7 +371,8 @@ def save_traversal_figure(traversal: torch.Tensor, path, title: str = "") -> Non
     grid = traversal.permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c).cpu().numpy()
     fig, ax = plt.subplots(figsize=(cols * 0.8, rows * 0.8 + 0.4))
     ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray" if c == 1 else None, vmin=0, vmax=1)
-    ax.set_xticks([(i + 0.5) * w for i in range(cols)], [f"{v:+.1f}" for v in np.linspace(-2.5, 2.5, cols)])
+    ax.set_xticks([(i + 0.5) * w for i in range(cols)],
+                  [f"{v:+.1f}" for v in np.linspace(-2.5, 2.5, cols)])
     ax.set_yticks([(i + 0.5) * h for i in range(rows)], [f"z{i}" for i in range(rows)])
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
@@ -358,19 +387,23 @@ def _resolve_device(name: str) -> torch.device:
 
 def _load_dataset(config: TrainConfig):
     from gmg import datasets   # only when no dataset is passed in
-    kwargs = {k: v for k, v in (("root", config.data_root), ("cache_dir", config.cache_dir)) if v is not None}
+    kwargs = {k: v for k, v in (("root", config.data_root), ("cache_dir", config.cache_dir))
+              if v is not None}
     return datasets.load(config.dataset, source=config.source, **kwargs)
 
 def _sample_batch(dataset, n: int, rng: np.random.Generator, device: torch.device) -> torch.Tensor:
-    "Images `(n, C, 64, 64)`: factors drawn by `rng` (and the nuisance, e.g. SmallNORB's instance, when the dataset draws one)."
-    if hasattr(dataset, "sample"):       # gmg.datasets: factors and nuisance from the same generator
+    """Images `(n, C, 64, 64)`: factors drawn by `rng` (and the nuisance, e.g. SmallNORB's instance,
+    when the dataset draws one)."""
+    # gmg.datasets: factors and nuisance from the same generator
+    if hasattr(dataset, "sample"):
         x = dataset.sample(n, rng)[0]
     else:                                # the bare protocol
         x = dataset.render(dataset.sample_factors(n, rng))
     return torch.as_tensor(x, dtype=torch.float32).to(device, non_blocking=True)
 
 class _Window:
-    "Running sums of detached loss terms between two logged steps (checkpointed with `state`/`load`)."
+    """Running sums of detached loss terms between two logged steps (checkpointed with
+    `state`/`load`)."""
     def __init__(self): self.sums, self.count = {}, 0
     def state(self) -> dict: return {"sums": dict(self.sums), "count": self.count}
     def load(self, state: dict) -> None:
@@ -387,14 +420,17 @@ class _Window:
 # %% ../nbs/14_train.ipynb #c014
 def train(
     config: TrainConfig,  # a `TrainConfig` (or a dict for `TrainConfig.from_dict`)
-    out_dir: str | os.PathLike,  # the run's folder (created if missing); a checkpoint there is resumed
+    # the run's folder (created if missing); a checkpoint there is resumed
+    out_dir: str | os.PathLike,
     *,
-    dataset=None,  # optional ground-truth dataset object (default: `gmg.datasets.load(config.dataset, ...)`)
+    # optional ground-truth dataset object (default: `gmg.datasets.load(config.dataset, ...)`)
+    dataset=None,
     progress: bool = True,  # a tqdm progress bar
     # stop after that many total steps, checkpointed, without final outputs (simulated interruption)
     stop_after: int | None = None,
 ) -> dict:
-    "Train (or resume) one run into `out_dir`; returns the final summary (also `out_dir/metrics.json`)."
+    """Train (or resume) one run into `out_dir`; returns the final summary (also
+    `out_dir/metrics.json`)."""
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
     if not isinstance(config, TrainConfig):
@@ -415,8 +451,10 @@ def train(
         torch.use_deterministic_algorithms(previous[1], warn_only=previous[2])
 
 # %% ../nbs/14_train.ipynb #c015
-def _run(config: TrainConfig, out: Path, device: torch.device, dataset, progress: bool, stop_after) -> dict:
-    from tqdm import tqdm   # a text bar: tqdm.auto wants ipywidgets in notebooks and warns without them
+def _run(config: TrainConfig, out: Path, device: torch.device, dataset, progress: bool,
+         stop_after) -> dict:
+    # a text bar: tqdm.auto wants ipywidgets in notebooks and warns without them
+    from tqdm import tqdm
     ckpt_path = out / CHECKPOINT
     saved = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     if saved is not None:
@@ -448,15 +486,18 @@ def _run(config: TrainConfig, out: Path, device: torch.device, dataset, progress
 
     def checkpoint(step):
         save_checkpoint(ckpt_path, step=step, config=config, model=model, optimizer=optimizer,
-                        generator=generator, np_rng=np_rng, last_logged=last_logged, window=window.state())
+                        generator=generator, np_rng=np_rng, last_logged=last_logged,
+                        window=window.state())
 
     spec = config.regularizer_spec()
     end = min(config.steps, stop_after) if stop_after is not None else config.steps
-    last_step = start if start == config.steps else start - start % config.log_every   # last logged at or before start
+    # last logged at or before start
+    last_step = start if start == config.steps else start - start % config.log_every
     live = _open_live(out, start if saved is not None else None, last_logged, last_step)
     if saved is None:
         live.log_params(config.to_dict())
-    bar = tqdm(total=config.steps, initial=start, disable=not progress, desc=out.name, dynamic_ncols=True)
+    bar = tqdm(total=config.steps, initial=start, disable=not progress, desc=out.name,
+               dynamic_ncols=True)
     t0 = time.perf_counter()
     try:
         for step in range(start, end):
@@ -479,28 +520,33 @@ def _run(config: TrainConfig, out: Path, device: torch.device, dataset, progress
         live.end()
     if end < config.steps:
         return {"step": end, "finished": False}
-    return _finish(config, out, model, dataset, device, last_logged, time.perf_counter() - t0, end - start)
+    return _finish(config, out, model, dataset, device, last_logged, time.perf_counter() - t0,
+                   end - start)
 
+# %% ../nbs/14_train.ipynb #c015b
 def _finished_summary(out: Path, saved: dict, config: TrainConfig) -> dict | None:
     "The summary of a run that already reached `config.steps` and wrote its outputs, else None."
     summary_path = out / "metrics.json"
-    if saved["step"] < config.steps or not summary_path.is_file() or not (out / "traversal.png").is_file():
+    if (saved["step"] < config.steps or not summary_path.is_file()
+            or not (out / "traversal.png").is_file()):
         return None
     summary = json.loads(summary_path.read_text())
     return summary if summary.get("finished") and summary.get("step") == config.steps else None
 
 # %% ../nbs/14_train.ipynb #c016
 def _forward(config, model: VAE, x: torch.Tensor, generator) -> VAEOutput:
-    """The VAE's forward pass, under bfloat16 autocast where `config.precision` asks for it. Its outputs come back
-    in float32, so the losses and the regularizers (GMG, DST: a small difference of large numbers) compute in
-    float32; the weights and the optimizer stay float32 (autocast casts per operation)."""
+    """The VAE's forward pass, under bfloat16 autocast where `config.precision` asks for it. Its
+    outputs come back in float32, so the losses and the regularizers (GMG, DST: a small difference
+    of large numbers) compute in float32; the weights and the optimizer stay float32 (autocast casts
+    per operation)."""
     if config.precision == "float32":
         return model(x, generator=generator, decoder_input_detached=config.decoder_free)
     with torch.autocast(x.device.type, dtype=torch.bfloat16):
         out = model(x, generator=generator, decoder_input_detached=config.decoder_free)
     return VAEOutput(*(t.float() for t in (out.mu, out.logvar, out.z, out.logits)))
 
-def train_step(config, spec, model, optimizer, generator, x, window, logged: bool) -> dict[str, float]:
+def train_step(config, spec, model, optimizer, generator, x, window,
+               logged: bool) -> dict[str, float]:
     "One optimizer step; on logged steps returns diagnostics and gradient norms (else {})."
     out = _forward(config, model, x, generator)
     terms = vae_loss(x, out, config.model, config.beta, config.hfs_gamma, config.hfs_reduction)
@@ -508,7 +554,8 @@ def train_step(config, spec, model, optimizer, generator, x, window, logged: boo
     terms["reg"] = reg
     terms["loss"] = terms["loss"] + config.lam * reg
     if not torch.isfinite(terms["loss"]):   # never train on (or log) a silent NaN
-        raise FloatingPointError(f"non-finite loss: " + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items()))
+        raise FloatingPointError(f"non-finite loss: "
+                                 + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items()))
     optimizer.zero_grad(set_to_none=True)
     metrics = {}
     if logged:
@@ -525,22 +572,27 @@ def train_step(config, spec, model, optimizer, generator, x, window, logged: boo
         metrics["grad_encoder"] = _grad_norm(model.encoder.parameters())
         metrics["grad_decoder"] = _grad_norm(model.decoder.parameters())
         metrics["grad_total"] = _grad_norm(model.parameters())
-        metrics["reg_share"] = _reg_share(config.lam, reg_grads, params, regularized_network(model, spec))
+        metrics["reg_share"] = _reg_share(config.lam, reg_grads, params,
+                                          regularized_network(model, spec))
     optimizer.step()
     window.add(terms)
     return metrics
 
 def regularized_network(model: VAE, spec) -> torch.nn.Module:
-    "The network whose geometry `spec` regularizes: the encoder for target encoder, else the decoder."
-    return model.encoder if spec.target == "encoder" and spec.kind in ("gmg", "dst") else model.decoder
+    """The network whose geometry `spec` regularizes: the encoder for target encoder, else the
+    decoder."""
+    return (model.encoder if spec.target == "encoder" and spec.kind in ("gmg", "dst")
+            else model.decoder)
 
 def _norm(grads) -> float:
     norms = [g.norm() for g in grads if g is not None]
     return float(torch.stack(norms).norm()) if norms else 0.0
 
 def _reg_share(lam: float, reg_grads, params, network: torch.nn.Module) -> float:
-    """λ‖∇θ R‖ / ‖∇θ (total loss)‖ over the parameters θ of `network`: how much of the update the regularizer is.
-    0 without a regularizer. Above 1 when the regularizer and the rest of the loss pull against each other."""
+    """λ‖∇θ R‖ / ‖∇θ (total loss)‖ over the parameters θ of `network`: how much of the update the
+    regularizer is.
+    0 without a regularizer. Above 1 when the regularizer and the rest of the loss pull against each
+    other."""
     if reg_grads is None:
         return 0.0
     ours = {id(p) for p in network.parameters()}
@@ -548,13 +600,17 @@ def _reg_share(lam: float, reg_grads, params, network: torch.nn.Module) -> float
     total = _grad_norm(network.parameters())
     return lam * reg / total if total > 0 else 0.0
 
-def _finish(config, out: Path, model, dataset, device, last_logged: dict, seconds: float, steps_run: int) -> dict:
+# %% ../nbs/14_train.ipynb #c016b
+def _finish(config, out: Path, model, dataset, device, last_logged: dict, seconds: float,
+            steps_run: int) -> dict:
     model.eval()
     image = _sample_batch(dataset, 1, np.random.default_rng(config.seed + 10_000), device)[0]
     title = (f"{config.dataset} · {config.model} β={config.beta} · {config.regularizer}"
-             + (f" ({config.target}, {config.cost}) λ={config.lam}" if config.regularizer != "none" else ""))
+             + (f" ({config.target}, {config.cost}) λ={config.lam}"
+                if config.regularizer != "none" else ""))
     save_traversal_figure(latent_traversal(model, image), out / "traversal.png", title)
-    summary = {"step": config.steps, "finished": True, **{k: float(v) for k, v in last_logged.items()}}
+    summary = {"step": config.steps, "finished": True,
+               **{k: float(v) for k, v in last_logged.items()}}
     active = _reg_grad_active(out)
     if active is not None:
         summary["reg_grad_active"] = active
@@ -566,7 +622,8 @@ def _finish(config, out: Path, model, dataset, device, last_logged: dict, second
     return {**summary, "steps_per_second": steps_run / seconds} if steps_run else summary
 
 def _history(out: Path, name: str) -> list[tuple[int, float]]:
-    "The logged `(step, value)` rows of metric `train/<name>` (dvclive's TSV), empty when it was never logged."
+    """The logged `(step, value)` rows of metric `train/<name>` (dvclive's TSV), empty when it was
+    never logged."""
     tsv = out / "dvclive" / "plots" / "metrics" / "train" / f"{name}.tsv"
     if not tsv.is_file():
         return []
@@ -575,17 +632,20 @@ def _history(out: Path, name: str) -> list[tuple[int, float]]:
     return [(int(r[step]), float(r[col])) for r in rows[1:] if len(r) > col]
 
 def _reg_grad_active(out: Path) -> float | None:
-    "Share of logged steps on which the regularizer's gradient was nonzero (from the dvclive history)."
+    """Share of logged steps on which the regularizer's gradient was nonzero (from the dvclive
+    history)."""
     values = [v for _, v in _history(out, "grad_reg")]
     return sum(v > 0 for v in values) / len(values) if values else None
 
 def _second_half_mean(out: Path, name: str, steps: int) -> float | None:
-    "Mean of a logged metric over the second half of training (steps > steps/2), None when never logged there."
+    """Mean of a logged metric over the second half of training (steps > steps/2), None when never
+    logged there."""
     values = [v for s, v in _history(out, name) if s > steps / 2]
     return sum(values) / len(values) if values else None
 
 
-def load_model(out_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[VAE, TrainConfig, int]:
+def load_model(out_dir: str | os.PathLike,
+               device: str | torch.device = "cpu") -> tuple[VAE, TrainConfig, int]:
     "The model of `out_dir/checkpoint.pt` (eval mode), its configuration and its step."
     saved = load_checkpoint(Path(out_dir) / CHECKPOINT)
     config = TrainConfig.from_dict(saved["config"])
@@ -606,14 +666,16 @@ def _parse_overrides(pairs: list[str]) -> dict:
     return parsed
 
 def config_keys_help() -> str:
-    "One line per `TrainConfig` field: name, default and meaning (the comment beside the field in the source)."
+    """One line per `TrainConfig` field: name, default and meaning (the comment beside the field in
+    the source)."""
     import inspect
     meaning = {}
     for line in inspect.getsource(TrainConfig).splitlines():
         name, _, rest = line.strip().partition(":")
         if name.isidentifier() and "#" in rest:
             meaning[name] = rest.split("#", 1)[1].strip()
-    return "\n".join(f"  {f.name}={json.dumps(f.default)}  {meaning.get(f.name, '')}".rstrip() for f in fields(TrainConfig))
+    return "\n".join(f"  {f.name}={json.dumps(f.default)}  {meaning.get(f.name, '')}".rstrip()
+                     for f in fields(TrainConfig))
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
@@ -621,7 +683,8 @@ def main(argv: list[str] | None = None) -> dict:
         epilog="configuration keys (key=default  meaning):\n" + config_keys_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir")
-    parser.add_argument("overrides", nargs="*", help="key=value configuration fields (listed below)")
+    parser.add_argument("overrides", nargs="*",
+                        help="key=value configuration fields (listed below)")
     parser.add_argument("--config", help="JSON file with configuration fields")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -629,14 +692,17 @@ def main(argv: list[str] | None = None) -> dict:
         fields_ = json.loads(Path(args.config).read_text()) if args.config else {}
         fields_.update(_parse_overrides(args.overrides))
         config = TrainConfig.from_dict(fields_)
-    except (ValueError, OSError) as e:    # a bad configuration: one clear line, exit status 2 (as argparse does)
+    # a bad configuration: one clear line, exit status 2 (as argparse does)
+    except (ValueError, OSError) as e:
         parser.exit(2, f"python -m gmg.train: error: {e}\n")
     try:
         return train(config, args.out_dir, progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as e:
-        # refused input found when the run starts (a checkpoint of another configuration or unreadable, an official
-        # data file missing): its message says what to do, so one line and exit status 2, not a traceback.
-        # FloatingPointError (a diverged run) and other errors keep their traceback: they are failures, not input
+        # refused input found when the run starts (a checkpoint of another configuration or
+        # unreadable, an official data file missing): its message says what to do, so one line and
+        # exit status 2, not a traceback.
+        # FloatingPointError (a diverged run) and other errors keep their traceback: they are
+        # failures, not input
         parser.exit(2, f"python -m gmg.train: error: {e}\n")
 
 # %% ../nbs/14_train.ipynb #c019

@@ -193,7 +193,7 @@ def test_doc_build_preprocessing(processed_docs):
 # signature), by notebook. nbdev 3's `show_doc` renders docments as that comment beside each parameter in the
 # entry's signature block: that block is the parameter table (fastcore's markdown `DocmentTbl` is no longer what
 # show_doc writes).
-API_ENTRIES = {"02_gap.ipynb": ["gromov_monge_gap"], "01_gromov.ipynb": ["entropic_gw"],
+API_ENTRIES = {"02_gap.ipynb": ["gromov_monge_gap", "GapInfo"], "01_gromov.ipynb": ["entropic_gw", "GWResult"],
                "00_costs.ipynb": ["cost_matrix"], "14_train.ipynb": ["train", "TrainConfig"],
                "13_metrics.ipynb": ["evaluate"], "10_datasets.ipynb": ["load"]}
 LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)|href=\"([^\"]+)\"")
