@@ -20,6 +20,7 @@ table also gives the share of rows where a plan's largest entry sits in the same
 larger DST − E(P_ε) means a lower GW energy, i.e. a better optimum.
 
     python benchmarks/gmg_speed.py [--threads 1] [--repeats 5] [--sizes 64,256,1024] [--json FILE]
+    python benchmarks/gmg_speed.py --device cuda --pot-max-n 256   # gmg on the GPU; POT stays on the CPU
 
 `--json` writes the rows for the generated table of nbs/20_speed.ipynb (tools/readme_tables.py, block `gmg_speed`).
 """
@@ -85,7 +86,9 @@ def timed(solve, Cx, Cy):
     if value is None:
         return float("nan"), None, time.perf_counter() - t0
     value.backward()
-    return float(value.detach()), plan.detach(), time.perf_counter() - t0
+    if Cy.is_cuda:
+        torch.cuda.synchronize(Cy.device)
+    return float(value.detach()), plan.detach().cpu(), time.perf_counter() - t0
 
 
 def median_time(solve, Cx, Cy, repeats):
@@ -105,10 +108,11 @@ def relative(value, reference):
     return None if reference is None or not np.isfinite(value) else abs(value - reference) / abs(reference)
 
 
-def measure(n, eps0, repeats, pot_max_n, reference_max_n, seed=0):
-    "One row: timings, values and agreement of gmg (training, default budgets) and POT at one n and ε0."
+def measure(n, eps0, repeats, pot_max_n, reference_max_n, seed=0, device="cpu"):
+    """One row: timings, values and agreement of gmg (training, default budgets) and POT at one n and ε0.
+    gmg and its reference run on `device`; POT on the CPU, on the same matrices."""
     x, y = structured_batch(n, seed)
-    Cx, Cy = cost_matrix(x, "cosine"), cost_matrix(y, "cosine")
+    Cx, Cy = cost_matrix(x.to(device), "cosine"), cost_matrix(y.to(device), "cosine")
     row = {"n": n, "eps0": eps0, "repeats": repeats}
     ref_value = ref_plan = None
     if n <= reference_max_n:
@@ -120,7 +124,8 @@ def measure(n, eps0, repeats, pot_max_n, reference_max_n, seed=0):
                      "same_rows": same_rows(plan, ref_plan)}
     if ot is not None and n <= pot_max_n:
         for name, budget in (("pot_default_budget_f64", DEFAULT_CAPS), ("pot_f64", None)):
-            t, v, plan = median_time(lambda a, b: pot_solve(a, b, eps0, budget), Cx, Cy, min(repeats, 3))
+            t, v, plan = median_time(lambda a, b: pot_solve(a, b, eps0, budget), Cx.cpu(), Cy.cpu(),
+                                     min(repeats, 3))
             row[name] = {"ms": t * 1e3, "value": None if np.isnan(v) else v, "rel_error": relative(v, ref_value),
                          "same_rows": same_rows(plan, ref_plan)}
     row["reference_value"] = ref_value
@@ -129,6 +134,7 @@ def measure(n, eps0, repeats, pot_max_n, reference_max_n, seed=0):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where gmg runs (POT: the CPU)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sizes", default="64,256,1024")
@@ -142,10 +148,13 @@ def main():
     rows = []
     for n in map(int, args.sizes.split(",")):
         for eps0 in map(float, args.eps0.split(",")):
-            rows.append(measure(n, eps0, args.repeats if n <= 256 else 3, args.pot_max_n, args.reference_max_n))
+            rows.append(measure(n, eps0, args.repeats if n <= 256 else 3, args.pot_max_n, args.reference_max_n,
+                                device=args.device))
             print(json.dumps(rows[-1]), flush=True)
     if args.json:
-        record = {"device": f"CPU, {args.threads} thread(s)", "threads": args.threads, "cost": "cosine",
+        where = (f"{torch.cuda.get_device_name()} (CUDA)" if args.device == "cuda"
+                 else f"CPU, {args.threads} thread(s)")
+        record = {"device": where, "threads": args.threads, "cost": "cosine",
                   "problem": "dSprites: standardized factors -> rendered images (a perfect decoder), seed 0",
                   "torch": torch.__version__, "pot": ot.__version__ if ot else None,
                   "load_average_before": list(load_before), "budgets": {"training": TRAINING, "pot_default_caps": DEFAULT_CAPS, "reference": REFERENCE},
