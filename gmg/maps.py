@@ -309,10 +309,10 @@ def cluster_contiguity(y: torch.Tensor, labels: torch.Tensor, neighbours: int = 
 def evaluate_map(model: nn.Module, source: GaussianMixture, target: str, *, cost: str,
                  eps0: float = DEFAULT_EPS0, n_eval: int = 512, batch_size: int = 128,
                  blur_eps: float = 0.01, neighbours: int = 10, gw_max_iter: int = 500,
-                 seed: int = 0) -> dict:
+                 gw_sinkhorn_iter: int = 1000, seed: int = 0) -> dict:
     """fit, fit_floor, dst, gmg, contiguity (see above) of `model` on fresh samples drawn from
-    `seed`; GMG solved with up to `gw_max_iter` mirror-descent steps (it warns if that is not
-    enough)."""
+    `seed`; GMG solved with up to `gw_max_iter` mirror-descent steps of up to `gw_sinkhorn_iter`
+    Sinkhorn iterations each (it warns if that is not enough)."""
     if n_eval < batch_size or batch_size < 2:
         raise ValueError(f"need 2 <= batch_size <= n_eval, got batch_size={batch_size}, "
                          f"n_eval={n_eval}")
@@ -325,7 +325,8 @@ def evaluate_map(model: nn.Module, source: GaussianMixture, target: str, *, cost
         pairs = [(x[i:i + batch_size], y[i:i + batch_size]) for i in batches]
         dst = sum(float(distortion(xb, yb, cost)) for xb, yb in pairs) / len(pairs)
         # a score is a measurement, not a training step: the solve runs to convergence
-        gmg = sum(float(gromov_monge_gap(xb, yb, cost, eps0=eps0, max_iter=gw_max_iter))
+        gmg = sum(float(gromov_monge_gap(xb, yb, cost, eps0=eps0, max_iter=gw_max_iter,
+                                         sinkhorn_iter=gw_sinkhorn_iter))
                   for xb, yb in pairs) / len(pairs)
         return dict(fit=float(sinkhorn_divergence(y, q, blur_eps)),
                     fit_floor=float(sinkhorn_divergence(q2, q, blur_eps)),
