@@ -212,6 +212,12 @@ def synthetic_study(root: Path, beta=None) -> Path:
     study = yaml.safe_load((ROOT / "study" / "params.yaml").read_text())
     study["study"].update(beta=beta, steps=1000, seeds=[10, 11, 12, 13, 14, 15], lam={"dst": 10000.0, "gmg": 200000.0})
     (root / "study" / "params.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    # the rates the study was sized with (study/design_inputs/, frozen at design time): 10 steps/s
+    (root / "study" / "design_inputs").mkdir()
+    (root / "study" / "design_inputs" / "train_speed_cpu_1t.json").write_text(json.dumps({"rows": [
+        {"configuration": "β-VAE", "steps_per_second": 10.0, "time_vs_base": 1.0},
+        {"configuration": "+ GMG (decoder, Cos)", "steps_per_second": 10.0 / 1.1, "time_vs_base": 1.1},
+        {"configuration": "+ DST (decoder, Cos)", "steps_per_second": 10.0 / 1.05, "time_vs_base": 1.05}]}))
     return root
 
 def test_study_design_and_not_run_yet(tmp_path, monkeypatch):

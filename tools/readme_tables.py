@@ -262,7 +262,8 @@ def study_design(results: Path, params: dict) -> str:
             ["precision", precision],
             ["evaluation", f"{evaluation['metrics'].upper().replace(',', ', ')} at {evaluation['size_fraction']:g}× "
                            f"disentanglement_lib's sizes"]]
-    rates = sizing.training_rates(json.loads((results / "benchmarks" / "train_speed_cpu_1t.json").read_text()), precision)
+    # the rates the study was sized with (frozen in study/design_inputs/), not the benchmark's latest run
+    rates = sizing.training_rates(json.loads((STUDY_ROOT / sizing.RATES).read_text()), precision)
     times = json.loads((results / "study" / "stage_times_cpu_1t.json").read_text())
     from gmg.params import STUDY_BETAS
     plan = sizing.plan(int(study["steps"]), rates, times, study["datasets"], study["regularizers"], len(seeds),
@@ -273,7 +274,7 @@ def study_design(results: Path, params: dict) -> str:
             f"{plan['total_s'] / 60:.0f} min of the {sizing.BUDGET_S / 60:.0f} min budget with {sizing.JOBS} "
             f"single-thread stages at a time.\n")
     return (markdown(["setting", "value"], rows, ["---", "---"]) + note
-            + source_note("study/params.yaml", f"profiles/{study['profile']}/", "results/benchmarks/train_speed_cpu_1t.json",
+            + source_note("study/params.yaml", f"profiles/{study['profile']}/", sizing.RATES.as_posix(),
                           "results/study/stage_times_cpu_1t.json"))
 
 def study_results(results: Path, params: dict) -> str:

@@ -11,8 +11,8 @@ seeds trained and evaluated, then the report). The pilot trains at the study's s
 
 The model of the time:
 - a training of S steps takes S · k · f_d / r_(regularizer, precision) + c_d seconds: r, steps/s at 1 thread from
-  results/benchmarks/train_speed_cpu_1t.json (benchmarks/train_speed.py, on dSprites: rows "β-VAE", "+ DST (decoder,
-  Cos)", "+ GMG (decoder, Cos)", and their ", bf16 autocast" rows; a DST row missing in bfloat16 is DST's float32
+  study/design_inputs/train_speed_cpu_1t.json (benchmarks/train_speed.py as run at design time, on dSprites: rows
+  "β-VAE", "+ DST (decoder, Cos)", "+ GMG (decoder, Cos)", and their ", bf16 autocast" rows; a DST row missing in bfloat16 is DST's float32
   time relative to the β-VAE applied to the bfloat16 β-VAE rate); k, the in-stage factor: what a β-VAE step costs
   inside a train stage (batches, logging every log_every steps, checkpoints; beside other work on the other core,
   as two stages side by side are) over the benchmark's time per step; f_d, a dataset's time per step relative to
@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S = 2.5 * 3600
 JOBS = 2
 STEP_UNIT = 250
-RATES = Path("results/benchmarks/train_speed_cpu_1t.json")
+# the rates the study was sized with, frozen (results/benchmarks/ holds the latest run of the benchmark)
+RATES = Path("study/design_inputs/train_speed_cpu_1t.json")
 TIMES = Path("results/study/stage_times_cpu_1t.json")
 STUDY = Path("study/params.yaml")
 ROWS = {("none", "float32"): "β-VAE", ("dst", "float32"): "+ DST (decoder, Cos)",
